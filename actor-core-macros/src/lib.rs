@@ -97,7 +97,10 @@ fn remote_message(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 .named
                 .iter()
                 .map(|f| Field {
-                    bind: format_ident!("__f_{}", f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default()),
+                    bind: format_ident!(
+                        "__f_{}",
+                        f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default()
+                    ),
                     member: f.ident.as_ref(),
                     ty: &f.ty,
                 })

@@ -158,7 +158,7 @@ impl Codec {
 
     /// Encodes a value into an envelope.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut buf = Vec::with_capacity(64);
+        let mut buf = Vec::with_capacity(128);
         buf.push(WIRE_VERSION);
         buf.push(TAG_VALUE);
         let mut ser = rmp_serde::Serializer::new(&mut buf);
@@ -345,9 +345,7 @@ pub mod __private {
 
     /// Bridges the byte reply port of an incoming call to a typed port the handler answers.
     /// If the handler drops its port, the caller is answered with an error frame.
-    pub fn reply_port<R>(
-        reply: RpcReplyPort<Vec<u8>>,
-    ) -> Result<RpcReplyPort<R>, BoxedDowncastErr>
+    pub fn reply_port<R>(reply: RpcReplyPort<Vec<u8>>) -> Result<RpcReplyPort<R>, BoxedDowncastErr>
     where
         R: Serialize + Send + 'static,
     {
@@ -383,10 +381,7 @@ mod tests {
     #[test]
     fn header_errors_are_typed() {
         let c = Codec::with_max_frame_size(64);
-        assert_eq!(
-            c.decode::<u8>(&[]),
-            Err(CodecError::Truncated { len: 0 })
-        );
+        assert_eq!(c.decode::<u8>(&[]), Err(CodecError::Truncated { len: 0 }));
         assert_eq!(
             c.decode::<u8>(&[WIRE_VERSION]),
             Err(CodecError::Truncated { len: 1 })
@@ -401,7 +396,10 @@ mod tests {
         );
         assert_eq!(
             c.decode::<u8>(&[0u8; 65]),
-            Err(CodecError::TooLarge { size: 65, limit: 64 })
+            Err(CodecError::TooLarge {
+                size: 65,
+                limit: 64
+            })
         );
     }
 
@@ -409,14 +407,20 @@ mod tests {
     fn error_frames_decode_as_remote_errors() {
         let c = Codec::global();
         let frame = c.encode_error("boom");
-        assert_eq!(c.decode::<u32>(&frame), Err(CodecError::Remote("boom".into())));
+        assert_eq!(
+            c.decode::<u32>(&frame),
+            Err(CodecError::Remote("boom".into()))
+        );
     }
 
     #[test]
     fn encode_refuses_oversized_values() {
         let c = Codec::with_max_frame_size(16);
         let err = c.encode(&vec![0u8; 100]);
-        assert!(matches!(err, Err(CodecError::TooLarge { limit: 16, .. })), "{err:?}");
+        assert!(
+            matches!(err, Err(CodecError::TooLarge { limit: 16, .. })),
+            "{err:?}"
+        );
     }
 
     #[test]

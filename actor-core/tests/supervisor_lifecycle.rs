@@ -24,7 +24,9 @@ async fn children_start_in_order_and_a_start_failure_fails_the_supervisor() {
         .child(worker("a", &log))
         .child(worker_with(bad))
         .child(worker("c", &log));
-    let err = Supervisor::spawn(None, spec).await.err().expect("start must fail");
+    let err = Supervisor::spawn(None, spec)
+        .await
+        .expect_err("start must fail");
     match err {
         SpawnErr::StartupFailed(inner) => {
             let e = inner
@@ -107,7 +109,10 @@ async fn dynamic_supervisor_limits_and_bookkeeping() {
         SupervisorError::MaxChildren(2)
     );
     let count = sup.count_children().await.unwrap();
-    assert_eq!((count.specs, count.active, count.workers, count.supervisors), (2, 2, 2, 0));
+    assert_eq!(
+        (count.specs, count.active, count.workers, count.supervisors),
+        (2, 2, 2, 0)
+    );
     let ids: Vec<String> = sup
         .which_children()
         .await
@@ -205,7 +210,7 @@ async fn nested_trees_restart_subtrees_and_escalate_upwards() {
 
     // x fails; the inner supervisor allows 0 restarts, so it stops y and fails; the root then
     // restarts the whole inner subtree and leaves z alone.
-    let x = actor_core::ractor::ActorRef::<WorkerMsg>::where_is("nested-x".to_string()).unwrap();
+    let x = actor_core::ractor::ActorRef::<WorkerMsg>::where_is("nested-x").unwrap();
     x.cast(WorkerMsg::Fail).unwrap();
     wait_for("subtree restarted", T, || {
         let log = log.clone();
@@ -214,9 +219,14 @@ async fn nested_trees_restart_subtrees_and_escalate_upwards() {
     .await;
     let events = log.take();
     assert!(events.contains(&stopped("y")), "{events:?}");
-    assert!(!events.iter().any(|e| matches!(e, Ev::Stopping(id) if id == "z")));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Ev::Stopping(id) if id == "z")));
     let children = root.which_children().await.unwrap();
-    assert_ne!(children[0].cell.as_ref().unwrap().get_id(), inner_cell.get_id());
+    assert_ne!(
+        children[0].cell.as_ref().unwrap().get_id(),
+        inner_cell.get_id()
+    );
     assert_eq!(children[1].cell.as_ref().map(|c| c.get_id()), z_before);
 
     // Shutting the root down stops z, then the inner tree (y, then x).
@@ -239,9 +249,15 @@ async fn dynamic_supervisor_nests_under_a_static_one() {
     ));
     let (root, _h) = Supervisor::spawn(None, spec).await.unwrap();
     let pool = actor_core::supervisor::DynamicSupervisorRef(
-        actor_core::ractor::ActorRef::<actor_core::supervisor::SupervisorMsg>::where_is("lifecycle-pool".to_string()).unwrap(),
+        actor_core::ractor::ActorRef::<actor_core::supervisor::SupervisorMsg>::where_is(
+            "lifecycle-pool",
+        )
+        .unwrap(),
     );
     pool.start_child(worker("w", &log)).await.unwrap();
     root.shutdown(Some(T)).await.unwrap();
-    assert_eq!(log.snapshot(), vec![started("w"), Ev::Stopping("w".into()), stopped("w")]);
+    assert_eq!(
+        log.snapshot(),
+        vec![started("w"), Ev::Stopping("w".into()), stopped("w")]
+    );
 }

@@ -76,7 +76,13 @@ async fn one_for_all_stops_siblings_in_reverse_and_restarts_all_in_order() {
         .collect();
     assert_eq!(
         filtered,
-        vec![stopped("c"), stopped("a"), started("a"), started("b"), started("c")]
+        vec![
+            stopped("c"),
+            stopped("a"),
+            started("a"),
+            started("b"),
+            started("c")
+        ]
     );
     for i in 0..3 {
         assert_ne!(before[i], after[i], "child {i} replaced");
@@ -160,14 +166,20 @@ async fn restart_types_follow_otp() {
     trans.wait(Some(T)).await.unwrap();
     let children = sup.which_children().await.unwrap();
     let t = children.iter().find(|c| c.id == "trans").unwrap();
-    assert!(t.cell.is_none(), "transient child must not restart after a normal exit");
+    assert!(
+        t.cell.is_none(),
+        "transient child must not restart after a normal exit"
+    );
 
     // Temporary: never restarted, even after a failure, and removed.
     let temp = cell_of(&sup, "temp").await.unwrap();
     as_worker(&temp).cast(WorkerMsg::Fail).unwrap();
     temp.wait(Some(T)).await.unwrap();
     let children = sup.which_children().await.unwrap();
-    assert!(children.iter().all(|c| c.id != "temp"), "temporary child removed");
+    assert!(
+        children.iter().all(|c| c.id != "temp"),
+        "temporary child removed"
+    );
     assert_eq!(log.count(&started("temp")), 1);
     assert_eq!(log.count(&started("trans")), 3);
     sup.shutdown(Some(T)).await.unwrap();
@@ -267,7 +279,10 @@ async fn backoff_delays_the_restart() {
     })
     .await;
     let first = began.elapsed();
-    assert!(first >= Duration::from_millis(150), "first restart after {first:?}");
+    assert!(
+        first >= Duration::from_millis(150),
+        "first restart after {first:?}"
+    );
     // The second restart in the window waits about twice as long.
     let began = Instant::now();
     as_worker(&cell_of(&sup, "w").await.unwrap())
@@ -279,7 +294,10 @@ async fn backoff_delays_the_restart() {
     })
     .await;
     let second = began.elapsed();
-    assert!(second >= Duration::from_millis(300), "second restart after {second:?}");
+    assert!(
+        second >= Duration::from_millis(300),
+        "second restart after {second:?}"
+    );
     sup.shutdown(Some(T)).await.unwrap();
 }
 

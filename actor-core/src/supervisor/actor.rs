@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RactorErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RactorErr, SupervisionEvent,
+};
 
 use super::core::{plan_restart, should_restart, ChildView, ExitReason, Restart, RestartWindow};
 use super::{
@@ -57,7 +59,9 @@ async fn shutdown_child(cell: &ActorCell, shutdown: Shutdown, id: &str) {
             let _ = cell.kill_and_wait(Some(KILL_WAIT)).await;
         }
         Shutdown::Timeout(t) => {
-            if let Err(RactorErr::Timeout) = cell.stop_and_wait(Some("shutdown".into()), Some(t)).await {
+            if let Err(RactorErr::Timeout) =
+                cell.stop_and_wait(Some("shutdown".into()), Some(t)).await
+            {
                 tracing::warn!(child = id, timeout = ?t, "child did not stop in time; killing it");
                 let _ = cell.kill_and_wait(Some(KILL_WAIT)).await;
             }
@@ -186,7 +190,9 @@ impl SupervisorActor {
         ids: Vec<String>,
     ) -> Result<(), ActorProcessingErr> {
         for (n, id) in ids.iter().enumerate() {
-            let Some(i) = state.index_of(id) else { continue };
+            let Some(i) = state.index_of(id) else {
+                continue;
+            };
             state.slots[i].pending = None;
             if state.slots[i].cell.is_some() {
                 continue;
@@ -374,12 +380,22 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                self.child_exited(&myself, state, cell.get_id(), ExitReason::from_terminated(reason))
-                    .await
+                self.child_exited(
+                    &myself,
+                    state,
+                    cell.get_id(),
+                    ExitReason::from_terminated(reason),
+                )
+                .await
             }
             SupervisionEvent::ActorFailed(cell, err) => {
-                self.child_exited(&myself, state, cell.get_id(), ExitReason::Failed(err.to_string()))
-                    .await
+                self.child_exited(
+                    &myself,
+                    state,
+                    cell.get_id(),
+                    ExitReason::Failed(err.to_string()),
+                )
+                .await
             }
             _ => Ok(()),
         }

@@ -172,7 +172,12 @@ impl ChildSpec {
     }
 
     /// A child that spawns `actor` with a clone of `args` (and `name`, if any) at every start.
-    pub fn actor<A>(id: impl Into<String>, name: Option<String>, actor: A, args: A::Arguments) -> Self
+    pub fn actor<A>(
+        id: impl Into<String>,
+        name: Option<String>,
+        actor: A,
+        args: A::Arguments,
+    ) -> Self
     where
         A: Actor + Clone,
         A::Arguments: Clone + Sync,
@@ -432,7 +437,11 @@ impl DynamicSupervisor {
     }
 
     /// A child spec that starts a dynamic supervisor under another supervisor.
-    pub fn child_spec(id: impl Into<String>, name: Option<String>, spec: SupervisorSpec) -> ChildSpec {
+    pub fn child_spec(
+        id: impl Into<String>,
+        name: Option<String>,
+        spec: SupervisorSpec,
+    ) -> ChildSpec {
         ChildSpec::new(id, move |sup: ActorCell| {
             let spec = spec.clone();
             let name = name.clone();
