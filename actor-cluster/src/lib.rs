@@ -1,14 +1,68 @@
-//! `actor-cluster`: nodes, membership and discovery, failure detection, the cluster registry and
-//! the distributed dynamic supervisor.
+//! `actor-cluster`: nodes, membership and discovery, failure detection, and (being built) the
+//! cluster registry and the distributed dynamic supervisor.
 //!
-//! This crate is being built. It will hold, on top of `actor-core` and ractor_cluster:
-//! * `Node`: one per OS process, from a builder (name, listen address, cookie, timings,
-//!   discovery, optional TLS), with graceful leave;
-//! * discovery (libcluster's strategies: static seeds, DNS A/AAAA and SRV polling, UDP gossip
-//!   with a shared secret, user-defined);
-//! * membership: a pure state machine (incarnations; up / suspect / down / left) driven by
-//!   session events, heartbeats and gossip, kept as a full mesh with reconnection;
-//! * the cluster-wide registry (a replicated CRDT, local lookups, deterministic conflict
-//!   resolution after a partition heals);
-//! * the distributed supervisor (children as data, placement behind a trait, failover, handoff);
-//! * a test kit that drives real node processes (kill, freeze, partition, restart).
+//! ractor_cluster connects two nodes when told to. This crate adds what Erlang users expect of
+//! a cluster (see the book's "Starting a cluster" and "Runtime semantics" chapters):
+//!
+//! * [`Node`]: one per OS process, from [`Node::builder`]: name, listen address, cookie,
+//!   [`Timings`], discovery, optional [`TlsConfig`]; graceful [`Node::leave`].
+//! * [`discovery`]: libcluster's strategies behind the [`Discovery`] trait: static seeds, DNS
+//!   (A/AAAA and SRV), authenticated UDP gossip, or your own.
+//! * [`membership`]: a pure state machine (incarnations; up, suspect, down, left) fed by
+//!   session events, heartbeats and gossiped member lists. Every node connects to every member
+//!   it learns of (full mesh) and reconnects with backoff; heartbeats find a frozen or cut-off
+//!   node (down within about 1.1 s by default). Subscribers get [`MemberEvent`]s.
+//! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
+//! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), actor_cluster::ClusterError> {
+//! use actor_cluster::Node;
+//! let node = Node::builder("n1")
+//!     .listen("127.0.0.1:4370".parse().map_err(|_| actor_cluster::ClusterError::InvalidConfig("addr".into()))?)
+//!     .cookie("secret")
+//!     .seeds(["127.0.0.1:4371"])
+//!     .start()
+//!     .await?;
+//! let mut events = node.subscribe();
+//! while let Ok(event) = events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod discovery;
+pub mod membership;
+mod node;
+pub mod testkit;
+mod tls;
+mod transport;
+
+pub use discovery::{Discovery, DiscoveryError, StaticSeeds};
+pub use membership::{DownReason, MemberEvent, MemberInfo, MemberState, NodeIdentity, Timings};
+pub use node::{Node, NodeBuilder};
+pub use tls::TlsConfig;
+pub use transport::{ConnectError, Faults};
+
+/// Errors of cluster nodes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, String),
+    /// The configuration is not usable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// ractor_cluster's node server failed.
+    #[error("node server: {0}")]
+    NodeServer(String),
+    /// TLS material could not be loaded or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A discovery source failed to start.
+    #[error("discovery: {0}")]
+    Discovery(String),
+    /// The node's actors did not answer (it is stopping or stopped).
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+}

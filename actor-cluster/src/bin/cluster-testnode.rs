@@ -1,0 +1,116 @@
+//! A cluster node process for multi-process tests: it starts a `Node` from its arguments and
+//! serves the test kit's control protocol on stdin/stdout (see `actor_cluster::testkit`).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actor_cluster::discovery::{DnsDiscovery, DnsQuery, GossipConfig, GossipDiscovery};
+use actor_cluster::{Node, Timings, TlsConfig};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "A cluster node driven by the actor-cluster test kit")]
+struct Args {
+    /// Node name.
+    #[arg(long)]
+    name: String,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Cluster cookie.
+    #[arg(long, default_value = "testkit-cookie")]
+    cookie: String,
+    /// Seed node `host:port` (repeatable).
+    #[arg(long = "seed")]
+    seeds: Vec<String>,
+    /// Heartbeat interval, ms.
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Down after this long without a heartbeat, ms.
+    #[arg(long)]
+    down_ms: Option<u64>,
+    /// Gossip discovery on this multicast group `ip:port` (sent on 127.0.0.1).
+    #[arg(long)]
+    gossip: Option<SocketAddr>,
+    /// Gossip shared secret.
+    #[arg(long, default_value = "gossip-secret")]
+    gossip_secret: String,
+    /// DNS discovery: the name server to ask.
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
+    /// DNS discovery: A/AAAA name (with --dns-port) or SRV name (with --dns-srv).
+    #[arg(long)]
+    dns_name: Option<String>,
+    /// DNS discovery: the cluster port of the A/AAAA records.
+    #[arg(long)]
+    dns_port: Option<u16>,
+    /// DNS discovery: query SRV records of --dns-name.
+    #[arg(long)]
+    dns_srv: bool,
+    /// TLS: certificate chain PEM.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// TLS: private key PEM.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// TLS: cluster CA PEM.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// TLS: the DNS name in every node's certificate.
+    #[arg(long, default_value = "cluster.test")]
+    tls_name: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor_cluster=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut timings = Timings::default();
+    if let Some(ms) = args.heartbeat_ms {
+        timings.heartbeat_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.down_ms {
+        timings.down_after = Duration::from_millis(ms);
+        timings.suspect_after = timings.suspect_after.min(timings.down_after);
+    }
+    let mut builder = Node::builder(args.name.clone())
+        .listen(args.listen)
+        .cookie(args.cookie.clone())
+        .timings(timings);
+    if !args.seeds.is_empty() {
+        builder = builder.seeds(args.seeds.clone());
+    }
+    if let Some(group) = args.gossip {
+        let mut cfg =
+            GossipConfig::multicast(group, Ipv4Addr::LOCALHOST, args.gossip_secret.clone());
+        cfg.interval = Duration::from_millis(200);
+        builder = builder.discovery(GossipDiscovery::new(cfg));
+    }
+    if let (Some(server), Some(name)) = (args.dns_server, args.dns_name.clone()) {
+        let query = if args.dns_srv {
+            DnsQuery::Srv { name }
+        } else {
+            DnsQuery::Addresses {
+                name,
+                port: args.dns_port.unwrap_or(0),
+            }
+        };
+        builder = builder.discovery(DnsDiscovery::with_name_server(query, server));
+        let mut t = timings;
+        t.discovery_interval = Duration::from_millis(200);
+        builder = builder.timings(t);
+    }
+    if let (Some(cert), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        builder = builder.tls(TlsConfig::from_files(cert, key, ca, &args.tls_name)?);
+    }
+    let node = builder.start().await?;
+    actor_cluster::testkit::serve(node, None).await;
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Membership: who is in the cluster, as this node sees it.
+//!
+//! The state machine is [`core::Membership`] (pure, deterministic tests). The actor here wires
+//! it to ractor_cluster's session events, our transport (dials, cuts), a heartbeat timer and the
+//! heartbeat endpoints of the other nodes (found through a pg group).
+
+pub mod core;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actor_core::{LocalMessage, RemoteMessage};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
+use tokio::sync::broadcast;
+
+pub use self::core::{
+    Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Timings,
+};
+use crate::transport::{ConnectError, Transport};
+
+/// pg scope of the cluster's own actors.
+pub(crate) const SCOPE: &str = "actor_cluster";
+/// pg group of the heartbeat endpoints.
+pub(crate) const ENDPOINTS: &str = "membership";
+
+/// Messages between nodes' membership endpoints.
+#[derive(RemoteMessage)]
+pub(crate) enum PeerMsg {
+    /// "I am alive", with the sender's member list.
+    Heartbeat(NodeIdentity, Vec<NodeIdentity>),
+    /// The sender leaves the cluster; acknowledged once recorded.
+    Leave(NodeIdentity, RpcReplyPort<()>),
+}
+
+/// The remote-facing endpoint: forwards peer messages to the local membership actor.
+pub(crate) struct Endpoint;
+
+impl Actor for Endpoint {
+    type Msg = PeerMsg;
+    type State = ActorRef<MembershipMsg>;
+    type Arguments = ActorRef<MembershipMsg>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PeerMsg>,
+        membership: ActorRef<MembershipMsg>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        ractor::pg::join_scoped(SCOPE.into(), ENDPOINTS.into(), vec![myself.get_cell()]);
+        Ok(membership)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<PeerMsg>,
+        msg: PeerMsg,
+        membership: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let fwd = match msg {
+            PeerMsg::Heartbeat(from, members) => MembershipMsg::Heartbeat(from, members),
+            PeerMsg::Leave(from, reply) => MembershipMsg::PeerLeft(from, reply),
+        };
+        // The membership actor stops only with the node.
+        let _ = membership.cast(fwd);
+        Ok(())
+    }
+}
+
+/// Messages of the membership actor (local).
+#[derive(LocalMessage)]
+pub(crate) enum MembershipMsg {
+    Tick,
+    Discovered(Vec<SocketAddr>),
+    DialFailed(SocketAddr, ConnectError),
+    /// A connection completed the identity exchange (before ractor_cluster's handshake).
+    Identified {
+        peer: NodeIdentity,
+        dialed: Option<SocketAddr>,
+    },
+    SessionReady {
+        name: String,
+        session: ActorRef<NodeSessionMessage>,
+    },
+    SessionClosed {
+        session: ActorId,
+        label: String,
+    },
+    Heartbeat(NodeIdentity, Vec<NodeIdentity>),
+    PeerLeft(NodeIdentity, RpcReplyPort<()>),
+    Members(RpcReplyPort<Vec<MemberInfo>>),
+    /// Tell every member that this node leaves; answer once they acknowledged (or timed out).
+    AnnounceLeave(RpcReplyPort<()>),
+}
+
+pub(crate) struct MembershipArgs {
+    pub(crate) me: NodeIdentity,
+    pub(crate) timings: Timings,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) node_server: ActorRef<NodeServerMessage>,
+    pub(crate) events: broadcast::Sender<MemberEvent>,
+}
+
+pub(crate) struct MembershipState {
+    core: Membership,
+    transport: Arc<Transport>,
+    node_server: ActorRef<NodeServerMessage>,
+    events: broadcast::Sender<MemberEvent>,
+    /// The latest identity seen per peer name.
+    identities: HashMap<String, NodeIdentity>,
+    /// Dials awaiting their session, by peer name.
+    dialing: HashMap<String, SocketAddr>,
+    /// Ready sessions.
+    sessions: HashMap<ActorId, (String, ActorRef<NodeSessionMessage>)>,
+    leaving: bool,
+}
+
+pub(crate) struct MembershipActor;
+
+fn endpoints() -> Vec<ActorRef<PeerMsg>> {
+    ractor::pg::get_scoped_members(&SCOPE.to_string(), &ENDPOINTS.to_string())
+        .into_iter()
+        .filter(|c| !c.get_id().is_local())
+        .map(ActorRef::from)
+        .collect()
+}
+
+impl MembershipActor {
+    fn apply(
+        &self,
+        myself: &ActorRef<MembershipMsg>,
+        st: &mut MembershipState,
+        actions: Vec<Action>,
+    ) {
+        for action in actions {
+            match action {
+                Action::Dial { addr, name } => {
+                    let transport = st.transport.clone();
+                    let server = st.node_server.clone();
+                    let me = myself.clone();
+                    tokio::spawn(async move {
+                        match transport.dial(addr, name.as_deref()).await {
+                            Ok((stream, peer)) => {
+                                let _ = me.cast(MembershipMsg::Identified {
+                                    peer,
+                                    dialed: Some(addr),
+                                });
+                                if let Err(e) =
+                                    ractor_cluster::client_connect_external(&server, stream).await
+                                {
+                                    let _ = me.cast(MembershipMsg::DialFailed(
+                                        addr,
+                                        ConnectError::NodeServer(e.to_string()),
+                                    ));
+                                }
+                            }
+                            Err(e) => {
+                                let _ = me.cast(MembershipMsg::DialFailed(addr, e));
+                            }
+                        }
+                    });
+                }
+                Action::Close(name) => {
+                    st.transport.close_peer(&name);
+                    let ids: Vec<ActorId> = st
+                        .sessions
+                        .iter()
+                        .filter(|(_, (n, _))| *n == name)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in ids {
+                        if let Some((_, session)) = st.sessions.remove(&id) {
+                            session.kill();
+                        }
+                    }
+                }
+                Action::Emit(event) => {
+                    match &event {
+                        MemberEvent::MemberUp(n) => {
+                            tracing::info!(member = %n.name, addr = %n.addr, incarnation = n.incarnation, "member up")
+                        }
+                        MemberEvent::MemberDown { node, reason } => {
+                            tracing::warn!(member = %node.name, ?reason, "member down")
+                        }
+                        MemberEvent::MemberLeft(n) => {
+                            tracing::info!(member = %n.name, "member left")
+                        }
+                    }
+                    let _ = st.events.send(event);
+                }
+            }
+        }
+    }
+}
+
+impl Actor for MembershipActor {
+    type Msg = MembershipMsg;
+    type State = MembershipState;
+    type Arguments = MembershipArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        args: MembershipArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(args.timings.heartbeat_interval, || MembershipMsg::Tick);
+        Ok(MembershipState {
+            core: Membership::new(args.me, args.timings),
+            transport: args.transport,
+            node_server: args.node_server,
+            events: args.events,
+            identities: HashMap::new(),
+            dialing: HashMap::new(),
+            sessions: HashMap::new(),
+            leaving: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        msg: MembershipMsg,
+        st: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = Instant::now();
+        let actions = match msg {
+            MembershipMsg::Tick => {
+                if !st.leaving {
+                    let me = st.core.me().clone();
+                    let gossip = st.core.gossip();
+                    for ep in endpoints() {
+                        let _ = ep.cast(PeerMsg::Heartbeat(me.clone(), gossip.clone()));
+                    }
+                }
+                st.core.tick(now)
+            }
+            MembershipMsg::Discovered(addrs) => st.core.on_discovered(&addrs, now),
+            MembershipMsg::DialFailed(addr, err) => {
+                st.dialing.retain(|_, a| *a != addr);
+                match err {
+                    ConnectError::SelfDial => {
+                        st.core.on_dialed_self(addr);
+                        Vec::new()
+                    }
+                    err => {
+                        tracing::debug!(%addr, error = %err, "dial failed");
+                        st.core.on_dial_failed(addr, now)
+                    }
+                }
+            }
+            MembershipMsg::Identified { peer, dialed } => {
+                if let Some(addr) = dialed {
+                    st.dialing.insert(peer.name.clone(), addr);
+                }
+                st.identities.insert(peer.name.clone(), peer);
+                Vec::new()
+            }
+            MembershipMsg::SessionReady { name, session } => {
+                st.dialing.remove(&name);
+                match st.identities.get(&name) {
+                    Some(peer) => {
+                        st.sessions.insert(session.get_id(), (name, session));
+                        st.core.on_session_up(peer.clone(), now)
+                    }
+                    None => {
+                        tracing::warn!(peer = %name, "a session became ready without our identity exchange; closing it");
+                        session.kill();
+                        Vec::new()
+                    }
+                }
+            }
+            MembershipMsg::SessionClosed { session, label } => match st.sessions.remove(&session) {
+                Some((name, _)) => st.core.on_session_down(&name, now),
+                None => {
+                    if let Some(addr) = st.dialing.remove(&label) {
+                        tracing::warn!(
+                            peer = %label,
+                            "session closed before it was ready: authentication failed (cookie mismatch?) or the peer refused it"
+                        );
+                        st.core.on_dial_failed(addr, now)
+                    } else {
+                        Vec::new()
+                    }
+                }
+            },
+            MembershipMsg::Heartbeat(from, members) => st.core.on_heartbeat(&from, &members, now),
+            MembershipMsg::PeerLeft(from, reply) => {
+                let actions = st.core.on_leave(&from);
+                let _ = reply.send(());
+                actions
+            }
+            MembershipMsg::Members(reply) => {
+                let _ = reply.send(st.core.members());
+                Vec::new()
+            }
+            MembershipMsg::AnnounceLeave(reply) => {
+                st.leaving = true;
+                let me = st.core.me().clone();
+                let calls: Vec<_> = endpoints()
+                    .into_iter()
+                    .map(move |ep| {
+                        let me = me.clone();
+                        async move {
+                            let _ = ep
+                                .call(|r| PeerMsg::Leave(me, r), Some(Duration::from_millis(500)))
+                                .await;
+                        }
+                    })
+                    .collect();
+                tokio::spawn(async move {
+                    futures::future::join_all(calls).await;
+                    let _ = reply.send(());
+                });
+                Vec::new()
+            }
+        };
+        self.apply(&myself, st, actions);
+        Ok(())
+    }
+}
+
+/// Forwards ractor_cluster's node events to the membership actor.
+pub(crate) struct SessionEvents(pub(crate) ActorRef<MembershipMsg>);
+
+/// Our node name from ractor_cluster's `name@host`.
+fn node_name(ractor_name: &str) -> String {
+    ractor_name
+        .split_once('@')
+        .map(|(n, _)| n)
+        .unwrap_or(ractor_name)
+        .to_owned()
+}
+
+impl ractor_cluster::NodeEventSubscription for SessionEvents {
+    fn node_session_opened(&self, _ses: ractor_cluster::node::NodeServerSessionInformation) {}
+
+    fn node_session_authenticated(&self, _ses: ractor_cluster::node::NodeServerSessionInformation) {
+    }
+
+    fn node_session_ready(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        let name = ses
+            .peer_name
+            .as_ref()
+            .map(|n| node_name(&n.name))
+            .unwrap_or_else(|| ses.peer_addr.clone());
+        let _ = self.0.cast(MembershipMsg::SessionReady {
+            name,
+            session: ses.actor,
+        });
+    }
+
+    fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        let _ = self.0.cast(MembershipMsg::SessionClosed {
+            session: ses.actor.get_id(),
+            label: ses
+                .peer_name
+                .as_ref()
+                .map(|n| node_name(&n.name))
+                .unwrap_or(ses.peer_addr),
+        });
+    }
+}

@@ -1,0 +1,390 @@
+//! `Node`: one per OS process. It owns the cluster listener, a ractor_cluster `NodeServer`,
+//! the membership actor and its heartbeat endpoint, and the discovery pollers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ractor::{Actor, ActorRef};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::discovery::{Discovery, StaticSeeds};
+use crate::membership::{
+    Endpoint, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
+    NodeIdentity, PeerMsg, SessionEvents, Timings,
+};
+use crate::tls::TlsConfig;
+use crate::transport::{Faults, Transport};
+use crate::ClusterError;
+
+/// Builds a [`Node`].
+pub struct NodeBuilder {
+    name: String,
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    cookie: String,
+    timings: Timings,
+    discovery: Vec<Arc<dyn Discovery>>,
+    tls: Option<TlsConfig>,
+    incarnation: Option<u64>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .field("advertise", &self.advertise)
+            .field("timings", &self.timings)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeBuilder {
+    /// Listen address (default `127.0.0.1:0`: loopback, a port the OS picks).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The address other nodes dial (default: the bound address; required when listening on
+    /// an unspecified address such as `0.0.0.0`).
+    pub fn advertise(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// The shared secret every node of the cluster must have (ractor_cluster's
+    /// challenge/response: the cookie never crosses the wire).
+    pub fn cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.cookie = cookie.into();
+        self
+    }
+
+    /// Failure detection and reconnection timings.
+    pub fn timings(mut self, timings: Timings) -> Self {
+        self.timings = timings;
+        self
+    }
+
+    /// Seed nodes (`host:port`), a [`StaticSeeds`] discovery source.
+    pub fn seeds<I: IntoIterator<Item = S>, S: Into<String>>(self, seeds: I) -> Self {
+        self.discovery(StaticSeeds::new(seeds))
+    }
+
+    /// Adds a discovery source.
+    pub fn discovery(mut self, source: impl Discovery) -> Self {
+        self.discovery.push(Arc::new(source));
+        self
+    }
+
+    /// Adds a shared discovery source (to read its counters afterwards).
+    pub fn discovery_shared(mut self, source: Arc<dyn Discovery>) -> Self {
+        self.discovery.push(source);
+        self
+    }
+
+    /// Mutual TLS between nodes: plaintext peers are refused.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Overrides the incarnation (default: start time in ns since the Unix epoch).
+    pub fn incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = Some(incarnation);
+        self
+    }
+
+    /// Binds the listener, starts the node server, membership and discovery.
+    pub async fn start(self) -> Result<Node, ClusterError> {
+        if self.name.is_empty()
+            || self
+                .name
+                .chars()
+                .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+        {
+            return Err(ClusterError::InvalidConfig(format!(
+                "node name {:?}: it must be non-empty, without '@', spaces or control characters",
+                self.name
+            )));
+        }
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|e| ClusterError::Bind(self.listen, e.to_string()))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Bind(self.listen, e.to_string()))?;
+        let addr = match self.advertise {
+            Some(a) => a,
+            None if bound.ip().is_unspecified() => {
+                return Err(ClusterError::InvalidConfig(format!(
+                    "listening on {bound}: set an advertise address other nodes can reach"
+                )))
+            }
+            None => bound,
+        };
+        let incarnation = self.incarnation.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+        let me = NodeIdentity {
+            name: self.name.clone(),
+            incarnation,
+            addr,
+        };
+
+        // ractor_cluster always binds a listener of its own; keep it on loopback with a port
+        // the OS picks. All cluster traffic comes through ours.
+        let encryption = self
+            .tls
+            .as_ref()
+            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
+        let server = NodeServer::new(
+            0,
+            self.cookie.clone(),
+            self.name.clone(),
+            addr.ip().to_string(),
+            encryption,
+            Some(ractor_cluster::node::NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let (node_server, _) = Actor::spawn(None, server, ())
+            .await
+            .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+
+        let faults = Arc::new(Faults::default());
+        let transport = Arc::new(Transport::new(
+            me.clone(),
+            faults.clone(),
+            self.tls.clone(),
+            self.timings.dial_timeout,
+        ));
+        let (events, _) = broadcast::channel(4096);
+        let (membership, _) = Actor::spawn(
+            None,
+            MembershipActor,
+            MembershipArgs {
+                me: me.clone(),
+                timings: self.timings,
+                transport: transport.clone(),
+                node_server: node_server.clone(),
+                events: events.clone(),
+            },
+        )
+        .await
+        .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+        node_server
+            .cast(NodeServerMessage::SubscribeToEvents {
+                id: "actor_cluster.membership".into(),
+                subscription: Box::new(SessionEvents(membership.clone())),
+            })
+            .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+        let (endpoint, _) = Actor::spawn(None, Endpoint, membership.clone())
+            .await
+            .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(accept_loop(
+            listener,
+            transport.clone(),
+            membership.clone(),
+            node_server.clone(),
+        )));
+        for source in self.discovery {
+            if let Err(e) = source.attach(&me) {
+                tracing::error!(source = source.name(), error = %e, "discovery source failed to start");
+                return Err(ClusterError::Discovery(e.to_string()));
+            }
+            let interval = source
+                .poll_interval()
+                .unwrap_or(self.timings.discovery_interval);
+            tasks.push(tokio::spawn(poll_discovery(
+                source,
+                interval,
+                membership.clone(),
+            )));
+        }
+        tracing::info!(node = %me.name, addr = %me.addr, incarnation, tls = self.tls.is_some(), "node started");
+        Ok(Node {
+            inner: Arc::new(Inner {
+                me,
+                node_server,
+                membership,
+                endpoint,
+                events,
+                faults,
+                tasks,
+            }),
+        })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    transport: Arc<Transport>,
+    membership: ActorRef<MembershipMsg>,
+    server: ActorRef<NodeServerMessage>,
+) {
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let transport = transport.clone();
+        let membership = membership.clone();
+        let server = server.clone();
+        tokio::spawn(async move {
+            match transport.accept(tcp).await {
+                Ok((stream, peer)) => {
+                    let _ = membership.cast(MembershipMsg::Identified { peer, dialed: None });
+                    if let Err(e) = server.cast(NodeServerMessage::ConnectionOpenedExternal {
+                        stream,
+                        is_server: true,
+                    }) {
+                        tracing::warn!(error = %e, "node server gone");
+                    }
+                }
+                Err(crate::transport::ConnectError::SelfDial) => {}
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "refused an incoming cluster connection")
+                }
+            }
+        });
+    }
+}
+
+async fn poll_discovery(
+    source: Arc<dyn Discovery>,
+    interval: Duration,
+    membership: ActorRef<MembershipMsg>,
+) {
+    loop {
+        match source.discover().await {
+            Ok(addrs) => {
+                if membership.cast(MembershipMsg::Discovered(addrs)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(source = source.name(), error = %e, "discovery failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+struct Inner {
+    me: NodeIdentity,
+    node_server: ActorRef<NodeServerMessage>,
+    membership: ActorRef<MembershipMsg>,
+    endpoint: ActorRef<PeerMsg>,
+    events: broadcast::Sender<MemberEvent>,
+    faults: Arc<Faults>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.endpoint.stop(None);
+        self.membership.stop(None);
+        self.node_server.stop(None);
+    }
+}
+
+/// A cluster node (one per OS process: ractor's registries are process-global).
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("me", &self.inner.me).finish()
+    }
+}
+
+impl Node {
+    /// A builder for a node named `name` (unique in the cluster).
+    pub fn builder(name: impl Into<String>) -> NodeBuilder {
+        NodeBuilder {
+            name: name.into(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            advertise: None,
+            cookie: "actor-cluster".into(),
+            timings: Timings::default(),
+            discovery: Vec::new(),
+            tls: None,
+            incarnation: None,
+        }
+    }
+
+    /// This node's identity (name, incarnation, advertised address).
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.inner.me
+    }
+
+    /// The address other nodes dial.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.me.addr
+    }
+
+    /// The ractor_cluster node server.
+    pub fn node_server(&self) -> &ActorRef<NodeServerMessage> {
+        &self.inner.node_server
+    }
+
+    /// Every member seen this run and its state (this node excluded).
+    pub async fn members(&self) -> Result<Vec<MemberInfo>, ClusterError> {
+        match self
+            .inner
+            .membership
+            .call(MembershipMsg::Members, Some(Duration::from_secs(5)))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(m)) => Ok(m),
+            Ok(other) => Err(ClusterError::Unavailable(format!("{other:?}"))),
+            Err(e) => Err(ClusterError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Membership events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Fault injection: block and unblock traffic with chosen peers (tests).
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Leaves gracefully: every member is told (and acknowledges, or 500 ms pass), then the
+    /// node stops. Members report `MemberLeft`, not `MemberDown`.
+    pub async fn leave(self) -> Result<(), ClusterError> {
+        let _ = self
+            .inner
+            .membership
+            .call(MembershipMsg::AnnounceLeave, Some(Duration::from_secs(2)))
+            .await;
+        for t in &self.inner.tasks {
+            t.abort();
+        }
+        let _ = self
+            .inner
+            .node_server
+            .stop_and_wait(None, Some(Duration::from_secs(2)))
+            .await;
+        Ok(())
+    }
+}

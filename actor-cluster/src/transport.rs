@@ -1,0 +1,431 @@
+//! Our transport under ractor_cluster: TCP (optionally TLS) streams that we open and accept
+//! ourselves and hand to ractor_cluster through its external-stream hook.
+//!
+//! Owning the sockets gives us three things ractor_cluster lacks: the listening port the OS
+//! picked, an identity exchange before ractor's handshake (name, incarnation and advertised
+//! address of the peer), and fault injection: traffic to chosen peers can be blocked (reads and
+//! writes stall, as in a partition where packets are lost, not refused) and unblocked, and a
+//! connection can be cut from our side.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use ractor_cluster::{BoxRead, BoxWrite, ClusterBidiStream};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::membership::NodeIdentity;
+use crate::tls::TlsConfig;
+
+/// Magic bytes at the start of our identity exchange.
+const MAGIC: &[u8; 4] = b"ACT1";
+/// Largest identity frame accepted.
+const MAX_HELLO: usize = 16 * 1024;
+
+/// Blocked peers, shared by every connection of a node.
+#[derive(Debug, Default)]
+pub struct Faults {
+    blocked: Mutex<HashSet<String>>,
+    wakers: Mutex<Vec<Waker>>,
+    generation: AtomicU64,
+}
+
+impl Faults {
+    /// Blocks all traffic to and from these peers (by node name).
+    pub fn block<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I) {
+        let mut b = self.blocked.lock();
+        for p in peers {
+            b.insert(p.into());
+        }
+    }
+
+    /// Unblocks these peers.
+    pub fn unblock<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I) {
+        {
+            let mut b = self.blocked.lock();
+            for p in peers {
+                b.remove(&p.into());
+            }
+        }
+        self.wake_all();
+    }
+
+    /// Unblocks every peer.
+    pub fn unblock_all(&self) {
+        self.blocked.lock().clear();
+        self.wake_all();
+    }
+
+    /// Whether traffic with this peer is blocked.
+    pub fn is_blocked(&self, peer: &str) -> bool {
+        self.blocked.lock().contains(peer)
+    }
+
+    /// The blocked peers.
+    pub fn blocked(&self) -> Vec<String> {
+        self.blocked.lock().iter().cloned().collect()
+    }
+
+    fn park(&self, waker: &Waker) {
+        let mut w = self.wakers.lock();
+        if !w.iter().any(|x| x.will_wake(waker)) {
+            w.push(waker.clone());
+        }
+    }
+
+    fn wake_all(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        let wakers = std::mem::take(&mut *self.wakers.lock());
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// Control of one connection: which peer it is with, and whether we cut it.
+#[derive(Debug, Default)]
+pub(crate) struct ConnCtl {
+    peer: Mutex<Option<String>>,
+    closed: AtomicBool,
+    read_waker: Mutex<Option<Waker>>,
+    write_waker: Mutex<Option<Waker>>,
+}
+
+impl ConnCtl {
+    fn set_peer(&self, name: &str) {
+        *self.peer.lock() = Some(name.to_owned());
+    }
+
+    /// Cuts the connection: pending and future reads and writes fail.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(w) = self.read_waker.lock().take() {
+            w.wake();
+        }
+        if let Some(w) = self.write_waker.lock().take() {
+            w.wake();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn blocked(&self, faults: &Faults) -> bool {
+        match &*self.peer.lock() {
+            Some(p) => faults.is_blocked(p),
+            None => false,
+        }
+    }
+}
+
+/// A stream that obeys fault injection and can be cut from our side.
+struct FaultStream<S> {
+    inner: S,
+    ctl: Arc<ConnCtl>,
+    faults: Arc<Faults>,
+}
+
+fn cut() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "connection cut by this node",
+    )
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FaultStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.ctl.is_closed() {
+            return Poll::Ready(Err(cut()));
+        }
+        if self.ctl.blocked(&self.faults) {
+            self.faults.park(cx.waker());
+            *self.ctl.read_waker.lock() = Some(cx.waker().clone());
+            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
+                return Poll::Pending;
+            }
+        }
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => {
+                *this.ctl.read_waker.lock() = Some(cx.waker().clone());
+                if this.ctl.is_closed() {
+                    return Poll::Ready(Err(cut()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FaultStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.ctl.is_closed() {
+            return Poll::Ready(Err(cut()));
+        }
+        if self.ctl.blocked(&self.faults) {
+            self.faults.park(cx.waker());
+            *self.ctl.write_waker.lock() = Some(cx.waker().clone());
+            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
+                return Poll::Pending;
+            }
+        }
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => {
+                *this.ctl.write_waker.lock() = Some(cx.waker().clone());
+                if this.ctl.is_closed() {
+                    return Poll::Ready(Err(cut()));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.ctl.is_closed() {
+            return Poll::Ready(Err(cut()));
+        }
+        if self.ctl.blocked(&self.faults) {
+            self.faults.park(cx.waker());
+            *self.ctl.write_waker.lock() = Some(cx.waker().clone());
+            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
+                return Poll::Pending;
+            }
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Any stream we hand to ractor_cluster.
+trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Duplex for T {}
+
+struct ExternalStream {
+    stream: Box<dyn Duplex>,
+    peer: String,
+}
+
+impl ClusterBidiStream for ExternalStream {
+    fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
+        let (r, w) = tokio::io::split(self.stream);
+        (Box::new(r), Box::new(w))
+    }
+
+    fn peer_label(&self) -> Option<String> {
+        Some(self.peer.clone())
+    }
+}
+
+/// The identity frame exchanged before ractor_cluster's handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hello {
+    identity: NodeIdentity,
+}
+
+/// Why a connection attempt or an accepted connection was not handed to ractor_cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The peer did not complete the exchange in time.
+    #[error("timed out")]
+    Timeout,
+    /// The TLS handshake failed (for example, a plaintext peer talking to a TLS node).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The peer sent something that is not our identity frame.
+    #[error("bad identity frame: {0}")]
+    BadHello(String),
+    /// The address is this node's own.
+    #[error("dialed this node itself")]
+    SelfDial,
+    /// Traffic with that peer is blocked by fault injection.
+    #[error("traffic with {0} is blocked")]
+    Blocked(String),
+    /// ractor_cluster refused the stream.
+    #[error("the node server refused the connection: {0}")]
+    NodeServer(String),
+}
+
+/// The connections of one node, by peer name.
+pub(crate) struct Transport {
+    me: NodeIdentity,
+    faults: Arc<Faults>,
+    tls: Option<TlsConfig>,
+    conns: Mutex<HashMap<String, Vec<Weak<ConnCtl>>>>,
+    timeout: Duration,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        me: NodeIdentity,
+        faults: Arc<Faults>,
+        tls: Option<TlsConfig>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            me,
+            faults,
+            tls,
+            conns: Mutex::new(HashMap::new()),
+            timeout,
+        }
+    }
+
+    /// Cuts every connection with this peer.
+    pub(crate) fn close_peer(&self, name: &str) {
+        if let Some(list) = self.conns.lock().remove(name) {
+            for c in list.into_iter().filter_map(|w| w.upgrade()) {
+                c.close();
+            }
+        }
+    }
+
+    fn register(&self, name: &str, ctl: &Arc<ConnCtl>) {
+        let mut conns = self.conns.lock();
+        let list = conns.entry(name.to_owned()).or_default();
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(ctl));
+    }
+
+    /// Opens a connection: TCP, TLS if configured, identity exchange. Returns the stream
+    /// ready for ractor_cluster and the peer's identity.
+    pub(crate) async fn dial(
+        &self,
+        addr: SocketAddr,
+        expected: Option<&str>,
+    ) -> Result<(Box<dyn ClusterBidiStream>, NodeIdentity), ConnectError> {
+        if let Some(name) = expected {
+            if self.faults.is_blocked(name) {
+                return Err(ConnectError::Blocked(name.to_owned()));
+            }
+        }
+        let fut = async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let ctl = Arc::new(ConnCtl::default());
+            if let Some(name) = expected {
+                ctl.set_peer(name);
+            }
+            let raw = FaultStream {
+                inner: tcp,
+                ctl: ctl.clone(),
+                faults: self.faults.clone(),
+            };
+            let stream: Box<dyn Duplex> = match &self.tls {
+                Some(tls) => Box::new(
+                    tls.connector
+                        .connect(tls.server_name.clone(), raw)
+                        .await
+                        .map_err(|e| ConnectError::Tls(e.to_string()))?,
+                ),
+                None => Box::new(raw),
+            };
+            self.exchange(stream, ctl).await
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+
+    /// Completes an accepted connection: TLS if configured, identity exchange.
+    pub(crate) async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(Box<dyn ClusterBidiStream>, NodeIdentity), ConnectError> {
+        let fut = async {
+            tcp.set_nodelay(true)?;
+            let ctl = Arc::new(ConnCtl::default());
+            let raw = FaultStream {
+                inner: tcp,
+                ctl: ctl.clone(),
+                faults: self.faults.clone(),
+            };
+            let stream: Box<dyn Duplex> = match &self.tls {
+                Some(tls) => Box::new(
+                    tls.acceptor
+                        .accept(raw)
+                        .await
+                        .map_err(|e| ConnectError::Tls(e.to_string()))?,
+                ),
+                None => Box::new(raw),
+            };
+            self.exchange(stream, ctl).await
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+
+    async fn exchange(
+        &self,
+        mut stream: Box<dyn Duplex>,
+        ctl: Arc<ConnCtl>,
+    ) -> Result<(Box<dyn ClusterBidiStream>, NodeIdentity), ConnectError> {
+        let hello = actor_core::codec::encode(&Hello {
+            identity: self.me.clone(),
+        })
+        .map_err(|e| ConnectError::BadHello(e.to_string()))?;
+        let mut frame = Vec::with_capacity(hello.len() + 8);
+        frame.extend_from_slice(MAGIC);
+        frame.extend_from_slice(&(hello.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&hello);
+        stream.write_all(&frame).await?;
+        stream.flush().await?;
+
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head).await?;
+        if &head[..4] != MAGIC {
+            return Err(ConnectError::BadHello("wrong magic bytes".into()));
+        }
+        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if len > MAX_HELLO {
+            return Err(ConnectError::BadHello(format!("frame of {len} bytes")));
+        }
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await?;
+        let peer: Hello = actor_core::Codec::with_max_frame_size(MAX_HELLO)
+            .decode(&body)
+            .map_err(|e| ConnectError::BadHello(e.to_string()))?;
+        let id = peer.identity;
+        if id.name == self.me.name {
+            return Err(ConnectError::SelfDial);
+        }
+        if self.faults.is_blocked(&id.name) {
+            return Err(ConnectError::Blocked(id.name));
+        }
+        ctl.set_peer(&id.name);
+        self.register(&id.name, &ctl);
+        Ok((
+            Box::new(ExternalStream {
+                stream,
+                peer: id.name.clone(),
+            }),
+            id,
+        ))
+    }
+}
