@@ -12,6 +12,7 @@
 //!   session events, heartbeats and gossiped member lists. Every node connects to every member
 //!   it learns of (full mesh) and reconnects with backoff; heartbeats find a frozen or cut-off
 //!   node (down within about 1.1 s by default). Subscribers get [`MemberEvent`]s.
+//! * [`remote`]: typed remote refs, found by group name and checked by message type.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
 //!
@@ -34,6 +35,7 @@
 pub mod discovery;
 pub mod membership;
 mod node;
+pub mod remote;
 pub mod testkit;
 mod tls;
 mod transport;

@@ -275,11 +275,21 @@ impl TestNode {
         name: &str,
         args: &[String],
     ) -> Result<Self, TestkitError> {
+        Self::start_at(program, name, "127.0.0.1:0", args).await
+    }
+
+    /// Like [`TestNode::start`], listening on `listen` (e.g. another loopback address).
+    pub async fn start_at(
+        program: impl Into<PathBuf>,
+        name: &str,
+        listen: &str,
+        args: &[String],
+    ) -> Result<Self, TestkitError> {
         let mut node = Self {
             name: name.to_owned(),
             program: program.into(),
             args: args.to_vec(),
-            listen: "127.0.0.1:0".into(),
+            listen: listen.to_owned(),
             child: None,
             stdin: tokio::sync::Mutex::new(None),
             identity: None,

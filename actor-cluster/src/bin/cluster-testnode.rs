@@ -6,8 +6,100 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actor_cluster::discovery::{DnsDiscovery, DnsQuery, GossipConfig, GossipDiscovery};
+use actor_cluster::testkit::ControlExtension;
 use actor_cluster::{Node, Timings, TlsConfig};
+use actor_core::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use actor_core::RemoteMessage;
 use clap::Parser;
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+/// The protocol of the test echo actor.
+#[derive(RemoteMessage)]
+enum EchoMsg {
+    Echo(String, RpcReplyPort<String>),
+}
+
+/// Same shape, another type: a lookup for it must not find echo actors.
+#[derive(RemoteMessage)]
+enum OtherMsg {
+    Echo(String, RpcReplyPort<String>),
+}
+
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = EchoMsg;
+    type State = String;
+    type Arguments = String;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<EchoMsg>,
+        name: String,
+    ) -> Result<String, ActorProcessingErr> {
+        Ok(name)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<EchoMsg>,
+        msg: EchoMsg,
+        name: &mut String,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EchoMsg::Echo(text, reply) => {
+                let _ = reply.send(format!("{name}:{text}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Custom control commands: `call_echo {text}` calls the echo actor of every other node;
+/// `count_echo {type: "echo"|"other"}` counts remote echo actors found for a message type.
+struct Commands;
+
+impl ControlExtension for Commands {
+    fn handle(
+        &self,
+        _node: &Node,
+        name: &str,
+        args: Value,
+    ) -> BoxFuture<'static, Result<Value, String>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            match name.as_str() {
+                "call_echo" => {
+                    let text = args["text"].as_str().unwrap_or_default().to_owned();
+                    let mut answers = Vec::new();
+                    for r in actor_cluster::remote::lookup_remote::<EchoMsg>("echo") {
+                        let t = text.clone();
+                        match r
+                            .call(|p| EchoMsg::Echo(t, p), Some(Duration::from_secs(5)))
+                            .await
+                        {
+                            Ok(actor_core::ractor::rpc::CallResult::Success(a)) => answers.push(a),
+                            other => return Err(format!("call failed: {other:?}")),
+                        }
+                    }
+                    answers.sort();
+                    Ok(json!(answers))
+                }
+                "count_echo" => {
+                    let n = match args["type"].as_str() {
+                        Some("other") => {
+                            actor_cluster::remote::lookup_remote::<OtherMsg>("echo").len()
+                        }
+                        _ => actor_cluster::remote::lookup_remote::<EchoMsg>("echo").len(),
+                    };
+                    Ok(json!(n))
+                }
+                other => Err(format!("unknown command {other:?}")),
+            }
+        })
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "A cluster node driven by the actor-cluster test kit")]
@@ -91,6 +183,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut cfg =
             GossipConfig::multicast(group, Ipv4Addr::LOCALHOST, args.gossip_secret.clone());
         cfg.interval = Duration::from_millis(200);
+        cfg.ttl = 0;
         builder = builder.discovery(GossipDiscovery::new(cfg));
     }
     if let (Some(server), Some(name)) = (args.dns_server, args.dns_name.clone()) {
@@ -111,6 +204,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.tls(TlsConfig::from_files(cert, key, ca, &args.tls_name)?);
     }
     let node = builder.start().await?;
-    actor_cluster::testkit::serve(node, None).await;
+    let (echo, _) = Actor::spawn(None, Echo, args.name.clone()).await?;
+    actor_cluster::remote::register("echo", &echo);
+    actor_cluster::testkit::serve(node, Some(std::sync::Arc::new(Commands))).await;
     Ok(())
 }

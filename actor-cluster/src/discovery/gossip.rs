@@ -121,6 +121,26 @@ fn encode_packet(secret: &[u8], announce: &Announce) -> Result<Vec<u8>, Discover
     Ok(out)
 }
 
+/// Builds the announcement packet a node sends (for tools and tests that speak the protocol).
+pub fn announcement_packet(
+    secret: &[u8],
+    cluster: &str,
+    node: &NodeIdentity,
+) -> Result<Vec<u8>, DiscoveryError> {
+    let sent_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    encode_packet(
+        secret,
+        &Announce {
+            cluster: cluster.to_owned(),
+            node: node.clone(),
+            sent_at_ms,
+        },
+    )
+}
+
 /// Verifies and decodes a packet (sans-IO: used by the socket task and by the fuzz targets).
 pub(crate) fn decode_packet(
     secret: &[u8],
@@ -243,12 +263,7 @@ impl Discovery for GossipDiscovery {
             loop {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        let sent_at_ms = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map(|d| d.as_millis() as u64)
-                            .unwrap_or(0);
-                        let a = Announce { cluster: cfg.cluster.clone(), node: me.clone(), sent_at_ms };
-                        match encode_packet(&cfg.secret, &a) {
+                        match announcement_packet(&cfg.secret, &cfg.cluster, &me) {
                             Ok(p) => {
                                 if let Err(e) = socket.send_to(&p, cfg.target).await {
                                     tracing::debug!(error = %e, "gossip announcement not sent");

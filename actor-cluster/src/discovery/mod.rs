@@ -21,7 +21,7 @@ use futures::future::BoxFuture;
 use crate::membership::NodeIdentity;
 
 pub use dns::{DnsDiscovery, DnsQuery};
-pub use gossip::{GossipConfig, GossipDiscovery, GossipStats};
+pub use gossip::{announcement_packet, GossipConfig, GossipDiscovery, GossipStats};
 
 /// Errors of discovery sources.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

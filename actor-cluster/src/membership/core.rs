@@ -592,6 +592,9 @@ mod tests {
         // Gossip about the same incarnation does not bring it back.
         let c = node("c", 1, 3);
         m.on_session_up(c.clone(), t0);
-        assert!(dials(&m.on_heartbeat(&c, &[b.clone()], t0 + Duration::from_secs(11))).is_empty());
+        assert!(
+            dials(&m.on_heartbeat(&c, std::slice::from_ref(&b), t0 + Duration::from_secs(11)))
+                .is_empty()
+        );
     }
 }
