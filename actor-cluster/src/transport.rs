@@ -223,15 +223,42 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FaultStream<S> {
 trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Duplex for T {}
 
+/// A connection after the identity exchange.
+enum Wire {
+    /// Plain TCP: split into owned halves (no lock shared by reader and writer).
+    Plain(FaultStream<TcpStream>),
+    /// TLS: split with a lock, as TLS state is shared.
+    Tls(Box<dyn Duplex>),
+}
+
 struct ExternalStream {
-    stream: Box<dyn Duplex>,
+    wire: Wire,
     peer: String,
 }
 
 impl ClusterBidiStream for ExternalStream {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
-        let (r, w) = tokio::io::split(self.stream);
-        (Box::new(r), Box::new(w))
+        match self.wire {
+            Wire::Plain(fs) => {
+                let (r, w) = fs.inner.into_split();
+                (
+                    Box::new(FaultStream {
+                        inner: r,
+                        ctl: fs.ctl.clone(),
+                        faults: fs.faults.clone(),
+                    }),
+                    Box::new(FaultStream {
+                        inner: w,
+                        ctl: fs.ctl,
+                        faults: fs.faults,
+                    }),
+                )
+            }
+            Wire::Tls(stream) => {
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r), Box::new(w))
+            }
+        }
     }
 
     fn peer_label(&self) -> Option<String> {
@@ -336,16 +363,16 @@ impl Transport {
                 ctl: ctl.clone(),
                 faults: self.faults.clone(),
             };
-            let stream: Box<dyn Duplex> = match &self.tls {
-                Some(tls) => Box::new(
+            let wire = match &self.tls {
+                Some(tls) => Wire::Tls(Box::new(
                     tls.connector
                         .connect(tls.server_name.clone(), raw)
                         .await
                         .map_err(|e| ConnectError::Tls(e.to_string()))?,
-                ),
-                None => Box::new(raw),
+                )),
+                None => Wire::Plain(raw),
             };
-            self.exchange(stream, ctl).await
+            self.exchange(wire, ctl).await
         };
         tokio::time::timeout(self.timeout, fut)
             .await
@@ -365,16 +392,16 @@ impl Transport {
                 ctl: ctl.clone(),
                 faults: self.faults.clone(),
             };
-            let stream: Box<dyn Duplex> = match &self.tls {
-                Some(tls) => Box::new(
+            let wire = match &self.tls {
+                Some(tls) => Wire::Tls(Box::new(
                     tls.acceptor
                         .accept(raw)
                         .await
                         .map_err(|e| ConnectError::Tls(e.to_string()))?,
-                ),
-                None => Box::new(raw),
+                )),
+                None => Wire::Plain(raw),
             };
-            self.exchange(stream, ctl).await
+            self.exchange(wire, ctl).await
         };
         tokio::time::timeout(self.timeout, fut)
             .await
@@ -383,9 +410,13 @@ impl Transport {
 
     async fn exchange(
         &self,
-        mut stream: Box<dyn Duplex>,
+        mut wire: Wire,
         ctl: Arc<ConnCtl>,
     ) -> Result<(Box<dyn ClusterBidiStream>, NodeIdentity), ConnectError> {
+        let stream: &mut dyn Duplex = match &mut wire {
+            Wire::Plain(s) => s,
+            Wire::Tls(s) => s.as_mut(),
+        };
         let hello = actor_core::codec::encode(&Hello {
             identity: self.me.clone(),
         })
@@ -422,7 +453,7 @@ impl Transport {
         self.register(&id.name, &ctl);
         Ok((
             Box::new(ExternalStream {
-                stream,
+                wire,
                 peer: id.name.clone(),
             }),
             id,
