@@ -12,6 +12,8 @@
 //!   session events, heartbeats and gossiped member lists. Every node connects to every member
 //!   it learns of (full mesh) and reconnects with backoff; heartbeats find a frozen or cut-off
 //!   node (down within about 1.1 s by default). Subscribers get [`MemberEvent`]s.
+//! * [`registry`]: cluster-wide unique names ([`Registry`]): local lookups, deltas in
+//!   milliseconds, deterministic conflict resolution after a partition heals.
 //! * [`remote`]: typed remote refs, found by group name and checked by message type.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
@@ -35,6 +37,7 @@
 pub mod discovery;
 pub mod membership;
 mod node;
+pub mod registry;
 pub mod remote;
 pub mod testkit;
 mod tls;
@@ -43,6 +46,7 @@ mod transport;
 pub use discovery::{Discovery, DiscoveryError, StaticSeeds};
 pub use membership::{DownReason, MemberEvent, MemberInfo, MemberState, NodeIdentity, Timings};
 pub use node::{Node, NodeBuilder};
+pub use registry::{Registry, RegistryError, RegistryEvent};
 pub use tls::TlsConfig;
 pub use transport::{ConnectError, Faults};
 

@@ -106,10 +106,10 @@ impl NodeBuilder {
             || self
                 .name
                 .chars()
-                .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+                .any(|c| c == '@' || c == '|' || c.is_whitespace() || c.is_control())
         {
             return Err(ClusterError::InvalidConfig(format!(
-                "node name {:?}: it must be non-empty, without '@', spaces or control characters",
+                "node name {:?}: it must be non-empty, without '@', '|', spaces or control characters",
                 self.name
             )));
         }

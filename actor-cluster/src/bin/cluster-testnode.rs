@@ -1,17 +1,20 @@
 //! A cluster node process for multi-process tests: it starts a `Node` from its arguments and
 //! serves the test kit's control protocol on stdin/stdout (see `actor_cluster::testkit`).
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::discovery::{DnsDiscovery, DnsQuery, GossipConfig, GossipDiscovery};
 use actor_cluster::testkit::ControlExtension;
-use actor_cluster::{Node, Timings, TlsConfig};
+use actor_cluster::{Node, Registry, Timings, TlsConfig};
 use actor_core::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use actor_core::RemoteMessage;
 use clap::Parser;
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 /// The protocol of the test echo actor.
@@ -56,9 +59,82 @@ impl Actor for Echo {
     }
 }
 
+/// Records why the echo actors it supervises stopped.
+struct Watcher;
+
+#[derive(actor_core::LocalMessage)]
+enum WatcherMsg {}
+
+type Exits = Arc<Mutex<HashMap<String, String>>>;
+
+impl Actor for Watcher {
+    type Msg = WatcherMsg;
+    type State = Exits;
+    type Arguments = Exits;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<WatcherMsg>,
+        exits: Exits,
+    ) -> Result<Exits, ActorProcessingErr> {
+        Ok(exits)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<WatcherMsg>,
+        evt: actor_core::ractor::SupervisionEvent,
+        exits: &mut Exits,
+    ) -> Result<(), ActorProcessingErr> {
+        if let actor_core::ractor::SupervisionEvent::ActorTerminated(cell, _, reason) = evt {
+            if let Some(name) = cell.get_name() {
+                exits.lock().insert(name, reason.unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Custom control commands: `call_echo {text}` calls the echo actor of every other node;
-/// `count_echo {type: "echo"|"other"}` counts remote echo actors found for a message type.
-struct Commands;
+/// `count_echo {type: "echo"|"other"}` counts remote echo actors found for a message type;
+/// `reg_*` drive the registry (see `handle`).
+struct Commands {
+    registry: Registry,
+    watcher: ActorRef<WatcherMsg>,
+    exits: Exits,
+    /// When each name was first seen registered (ns since the Unix epoch).
+    seen: Arc<Mutex<HashMap<String, u64>>>,
+    me: String,
+}
+
+impl Commands {
+    async fn register(&self, name: &str) -> Result<u64, String> {
+        // Named after the registered name, so the watcher can report its exit.
+        let (echo, _) = Actor::spawn_linked(
+            Some(format!("echo:{name}")),
+            Echo,
+            self.me.clone(),
+            self.watcher.get_cell(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        match self
+            .registry
+            .register(name, echo.get_cell(), self.me.as_bytes().to_vec())
+            .await
+        {
+            Ok(()) => Ok(actor_cluster::testkit::unix_ns()),
+            Err(actor_cluster::RegistryError::AlreadyRegistered { holder, .. }) => {
+                echo.stop(None);
+                Err(format!("AlreadyRegistered:{}", holder.node))
+            }
+            Err(e) => {
+                echo.stop(None);
+                Err(e.to_string())
+            }
+        }
+    }
+}
 
 impl ControlExtension for Commands {
     fn handle(
@@ -68,8 +144,74 @@ impl ControlExtension for Commands {
         args: Value,
     ) -> BoxFuture<'static, Result<Value, String>> {
         let name = name.to_owned();
+        let this = Commands {
+            registry: self.registry.clone(),
+            watcher: self.watcher.clone(),
+            exits: self.exits.clone(),
+            seen: self.seen.clone(),
+            me: self.me.clone(),
+        };
         Box::pin(async move {
+            let arg = |k: &str| args[k].as_str().unwrap_or_default().to_owned();
             match name.as_str() {
+                "reg_register" => this.register(&arg("name")).await.map(|t| json!(t)),
+                "reg_register_many" => {
+                    let prefix = arg("prefix");
+                    let count = args["count"].as_u64().unwrap_or(0);
+                    let mut times = Vec::new();
+                    for i in 0..count {
+                        times.push(this.register(&format!("{prefix}{i}")).await?);
+                    }
+                    Ok(json!(times))
+                }
+                "reg_unregister" => this
+                    .registry
+                    .unregister(&arg("name"))
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| e.to_string()),
+                "reg_stop_actor" => {
+                    let cell = this.registry.lookup(&arg("name")).ok_or("not registered")?;
+                    cell.stop(None);
+                    Ok(Value::Null)
+                }
+                "reg_owner" => Ok(json!(this
+                    .registry
+                    .entry(&arg("name"))
+                    .map(|e| e.owner.node))),
+                "reg_names" => {
+                    let mut n = this.registry.names();
+                    n.sort();
+                    Ok(json!(n))
+                }
+                "reg_call" => {
+                    let r = this
+                        .registry
+                        .lookup_typed::<EchoMsg>(&arg("name"))
+                        .ok_or("no reachable actor under that name")?;
+                    let text = arg("text");
+                    match r
+                        .call(|p| EchoMsg::Echo(text, p), Some(Duration::from_secs(5)))
+                        .await
+                    {
+                        Ok(actor_core::ractor::rpc::CallResult::Success(a)) => Ok(json!(a)),
+                        other => Err(format!("call failed: {other:?}")),
+                    }
+                }
+                "reg_seen" => {
+                    let names: Vec<String> =
+                        serde_json::from_value(args["names"].clone()).map_err(|e| e.to_string())?;
+                    let seen = this.seen.lock();
+                    Ok(json!(names
+                        .iter()
+                        .map(|n| seen.get(n).copied())
+                        .collect::<Vec<_>>()))
+                }
+                "reg_exit_reason" => Ok(json!(this
+                    .exits
+                    .lock()
+                    .get(&format!("echo:{}", arg("name")))
+                    .cloned())),
                 "call_echo" => {
                     let text = args["text"].as_str().unwrap_or_default().to_owned();
                     let mut answers = Vec::new();
@@ -206,6 +348,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let node = builder.start().await?;
     let (echo, _) = Actor::spawn(None, Echo, args.name.clone()).await?;
     actor_cluster::remote::register("echo", &echo);
-    actor_cluster::testkit::serve(node, Some(std::sync::Arc::new(Commands))).await;
+    let registry = Registry::start(&node, "test").await?;
+    let seen: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let mut events = registry.subscribe();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            if let actor_cluster::RegistryEvent::Registered { name, .. } = e {
+                seen2
+                    .lock()
+                    .entry(name)
+                    .or_insert_with(actor_cluster::testkit::unix_ns);
+            }
+        }
+    });
+    let exits: Exits = Arc::default();
+    let (watcher, _) = Actor::spawn(None, Watcher, exits.clone()).await?;
+    let commands = Commands {
+        registry,
+        watcher,
+        exits,
+        seen,
+        me: args.name.clone(),
+    };
+    actor_cluster::testkit::serve(node, Some(Arc::new(commands))).await;
     Ok(())
 }

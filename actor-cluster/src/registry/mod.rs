@@ -1,0 +1,648 @@
+//! The cluster registry: cluster-wide unique names for actors (Horde.Registry, better).
+//!
+//! * Every node holds a replica; [`Registry::lookup`] is a local read (no network, no actor
+//!   round trip): a read lock and a hash lookup.
+//! * [`Registry::register`] returns once the name is registered locally; the change is sent at
+//!   once to every connected node (a delta), each node announces its version every 500 ms so a
+//!   node that missed a delta pulls the owner's full state, and a node that joins gets the full
+//!   state of every other node.
+//! * A taken name fails with [`RegistryError::AlreadyRegistered`] and the holder.
+//! * An actor that stops loses its names; a node that goes down or leaves loses its entries.
+//! * A name registered on both sides of a partition (or concurrently) keeps one deterministic
+//!   winner, the older registration; the loser's actor is stopped with reason `NameConflict`.
+//!
+//! Remote actor refs travel through ractor_cluster's process groups: a registered actor joins a
+//! pg group unique to (registry, owner incarnation, name), where the other nodes find its
+//! proxy. Actors whose message type cannot cross nodes are registered too, but other nodes get
+//! no ref for them.
+
+pub mod core;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_core::{LocalMessage, RemoteMessage};
+use parking_lot::RwLock;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Message, RpcReplyPort,
+    SupervisionEvent,
+};
+use tokio::sync::broadcast;
+
+use self::core::{Change, Gap, Op, Owner, Registration, RegistryCore};
+use crate::membership::{MemberEvent, SCOPE};
+use crate::Node;
+
+/// pg scope of registered actors.
+const NAMES_SCOPE: &str = "actor_cluster.names";
+/// Reason given to an actor stopped because it lost a name conflict.
+pub const NAME_CONFLICT: &str = "NameConflict";
+/// How often a node announces its version.
+const DIGEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Errors of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The name is held by another registration.
+    #[error("{name:?} is already registered on {holder:?}")]
+    AlreadyRegistered {
+        /// The name.
+        name: String,
+        /// Its holder.
+        holder: Owner,
+    },
+    /// This node holds no registration of that name.
+    #[error("{0:?} is not registered on this node")]
+    NotRegistered(String),
+    /// The registry's actor did not answer (the node is stopping).
+    #[error("registry unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What listeners are told (from this node's point of view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryEvent {
+    /// A name now has this holder.
+    Registered {
+        /// The name.
+        name: String,
+        /// Its owner.
+        owner: Owner,
+        /// Its metadata.
+        meta: Vec<u8>,
+    },
+    /// A name lost this holder (unregistered, its actor stopped, its node went down, or it lost
+    /// a conflict).
+    Unregistered {
+        /// The name.
+        name: String,
+        /// The owner it had.
+        owner: Owner,
+    },
+}
+
+/// A registration as a lookup sees it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The owner node incarnation.
+    pub owner: Owner,
+    /// Registration time (ns since the Unix epoch, owner's clock).
+    pub registered_at: u64,
+    /// Metadata.
+    pub meta: Vec<u8>,
+    /// The actor: local, or the local proxy of a remote actor; `None` if it cannot be reached
+    /// from here (not yet known through pg, or its messages cannot cross nodes).
+    pub cell: Option<ActorCell>,
+}
+
+/// Messages between registry replicas.
+#[derive(RemoteMessage)]
+pub(crate) enum RegWire {
+    Delta(Owner, u64, Op),
+    Digest(Owner, u64),
+    /// "Owner, send your full state."
+    Pull(Owner),
+    Full(Owner, u64, Vec<Registration>),
+}
+
+/// The remote-facing endpoint of a replica.
+struct RegEndpoint;
+
+impl Actor for RegEndpoint {
+    type Msg = RegWire;
+    type State = ActorRef<RegMsg>;
+    type Arguments = (String, ActorRef<RegMsg>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RegWire>,
+        (group, actor): (String, ActorRef<RegMsg>),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        ractor::pg::join_scoped(SCOPE.into(), group, vec![myself.get_cell()]);
+        Ok(actor)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<RegWire>,
+        msg: RegWire,
+        actor: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = actor.cast(RegMsg::Wire(msg));
+        Ok(())
+    }
+}
+
+#[derive(LocalMessage)]
+pub(crate) enum RegMsg {
+    Register(
+        String,
+        ActorCell,
+        Vec<u8>,
+        RpcReplyPort<Result<(), RegistryError>>,
+    ),
+    Unregister(String, RpcReplyPort<Result<(), RegistryError>>),
+    UpdateMeta(String, Vec<u8>, RpcReplyPort<Result<(), RegistryError>>),
+    Wire(RegWire),
+    Member(MemberEvent),
+    Tick,
+}
+
+struct Shared {
+    name: String,
+    view: RwLock<HashMap<String, Entry>>,
+    events: broadcast::Sender<RegistryEvent>,
+    me: Owner,
+}
+
+struct RegState {
+    core: RegistryCore,
+    shared: Arc<Shared>,
+    endpoints_group: String,
+    /// Local registrations: name -> actor.
+    local: HashMap<String, ActorCell>,
+    /// Names held per local actor.
+    by_actor: HashMap<ActorId, Vec<String>>,
+    /// Remote winners whose proxy has not appeared in pg yet.
+    unresolved: HashSet<String>,
+}
+
+fn group_key(registry: &str, owner: &Owner, name: &str) -> String {
+    format!("{registry}|{}|{}|{name}", owner.node, owner.incarnation)
+}
+
+fn resolve_remote(registry: &str, owner: &Owner, name: &str) -> Option<ActorCell> {
+    ractor::pg::get_scoped_members(&NAMES_SCOPE.to_string(), &group_key(registry, owner, name))
+        .into_iter()
+        .find(|c| !c.get_id().is_local())
+}
+
+struct RegActor;
+
+impl RegActor {
+    fn endpoints(st: &RegState) -> Vec<ActorRef<RegWire>> {
+        ractor::pg::get_scoped_members(&SCOPE.to_string(), &st.endpoints_group)
+            .into_iter()
+            .filter(|c| !c.get_id().is_local())
+            .map(ActorRef::from)
+            .collect()
+    }
+
+    fn broadcast(st: &RegState, msg: impl Fn() -> RegWire) {
+        for ep in Self::endpoints(st) {
+            let _ = ep.cast(msg());
+        }
+    }
+
+    fn broadcast_full(st: &RegState) {
+        let (version, regs) = st.core.own();
+        let me = st.core.me().clone();
+        Self::broadcast(st, || RegWire::Full(me.clone(), version, regs.clone()));
+    }
+
+    /// Applies winner changes to the shared view and tells listeners.
+    fn publish(st: &mut RegState, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let registry = st.shared.name.clone();
+        let mut view = st.shared.view.write();
+        for ch in changes {
+            match &ch.after {
+                Some(h) => {
+                    let cell = if h.owner == st.shared.me {
+                        st.local.get(&ch.name).cloned()
+                    } else {
+                        let c = resolve_remote(&registry, &h.owner, &ch.name);
+                        if c.is_none() {
+                            st.unresolved.insert(ch.name.clone());
+                        }
+                        c
+                    };
+                    view.insert(
+                        ch.name.clone(),
+                        Entry {
+                            owner: h.owner.clone(),
+                            registered_at: h.reg.registered_at,
+                            meta: h.reg.meta.clone(),
+                            cell,
+                        },
+                    );
+                }
+                None => {
+                    view.remove(&ch.name);
+                    st.unresolved.remove(&ch.name);
+                }
+            }
+            let owner_changed =
+                ch.before.as_ref().map(|h| &h.owner) != ch.after.as_ref().map(|h| &h.owner);
+            if let Some(b) = &ch.before {
+                if owner_changed {
+                    let _ = st.shared.events.send(RegistryEvent::Unregistered {
+                        name: ch.name.clone(),
+                        owner: b.owner.clone(),
+                    });
+                }
+            }
+            if let Some(a) = ch.after {
+                let _ = st.shared.events.send(RegistryEvent::Registered {
+                    name: ch.name,
+                    owner: a.owner,
+                    meta: a.reg.meta,
+                });
+            }
+        }
+    }
+
+    /// Local registrations that lost a conflict: stop their actors and unregister them.
+    fn resolve_conflicts(st: &mut RegState) {
+        for (name, winner) in st.core.lost_locally() {
+            tracing::warn!(registry = %st.shared.name, %name, winner = ?winner.owner, "name conflict lost; stopping the local actor");
+            if let Some(cell) = st.local.remove(&name) {
+                cell.stop(Some(NAME_CONFLICT.into()));
+                ractor::pg::leave_scoped(
+                    NAMES_SCOPE.into(),
+                    group_key(&st.shared.name, &st.shared.me, &name),
+                    vec![cell.clone()],
+                );
+                if let Some(names) = st.by_actor.get_mut(&cell.get_id()) {
+                    names.retain(|n| *n != name);
+                }
+            }
+            Self::unregister_and_send(st, &name);
+        }
+    }
+
+    fn unregister_and_send(st: &mut RegState, name: &str) {
+        if let Some((version, op, changes)) = st.core.unregister_local(name) {
+            let me = st.core.me().clone();
+            Self::broadcast(st, || RegWire::Delta(me.clone(), version, op.clone()));
+            Self::publish(st, changes);
+        }
+    }
+
+    fn pull(st: &RegState, owner: Owner) {
+        Self::broadcast(st, || RegWire::Pull(owner.clone()));
+    }
+}
+
+impl Actor for RegActor {
+    type Msg = RegMsg;
+    type State = RegState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RegMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<RegState, ActorProcessingErr> {
+        ractor::pg::monitor_scope(NAMES_SCOPE.into(), myself.get_cell());
+        myself.send_interval(DIGEST_INTERVAL, || RegMsg::Tick);
+        Ok(RegState {
+            core: RegistryCore::new(shared.me.clone()),
+            endpoints_group: format!("registry:{}", shared.name),
+            shared,
+            local: HashMap::new(),
+            by_actor: HashMap::new(),
+            unresolved: HashSet::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegMsg>,
+        msg: RegMsg,
+        st: &mut RegState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegMsg::Register(name, cell, meta, reply) => {
+                let now = crate::testkit::unix_ns();
+                match st.core.register_local(&name, now, meta) {
+                    Err(holder) => {
+                        let _ = reply.send(Err(RegistryError::AlreadyRegistered {
+                            name,
+                            holder: holder.owner,
+                        }));
+                    }
+                    Ok((version, op, changes)) => {
+                        ractor::pg::join_scoped(
+                            NAMES_SCOPE.into(),
+                            group_key(&st.shared.name, &st.shared.me, &name),
+                            vec![cell.clone()],
+                        );
+                        let id = cell.get_id();
+                        if !st.by_actor.contains_key(&id) {
+                            myself.monitor(cell.clone());
+                        }
+                        st.by_actor.entry(id).or_default().push(name.clone());
+                        st.local.insert(name, cell);
+                        let me = st.core.me().clone();
+                        Self::broadcast(st, || RegWire::Delta(me.clone(), version, op.clone()));
+                        Self::publish(st, changes);
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+            }
+            RegMsg::Unregister(name, reply) => {
+                let result = match st.local.remove(&name) {
+                    Some(cell) => {
+                        ractor::pg::leave_scoped(
+                            NAMES_SCOPE.into(),
+                            group_key(&st.shared.name, &st.shared.me, &name),
+                            vec![cell.clone()],
+                        );
+                        if let Some(names) = st.by_actor.get_mut(&cell.get_id()) {
+                            names.retain(|n| *n != name);
+                        }
+                        Self::unregister_and_send(st, &name);
+                        Ok(())
+                    }
+                    None => Err(RegistryError::NotRegistered(name)),
+                };
+                let _ = reply.send(result);
+            }
+            RegMsg::UpdateMeta(name, meta, reply) => {
+                let result = match st.core.update_meta_local(&name, meta) {
+                    Some((version, op, changes)) => {
+                        let me = st.core.me().clone();
+                        Self::broadcast(st, || RegWire::Delta(me.clone(), version, op.clone()));
+                        Self::publish(st, changes);
+                        Ok(())
+                    }
+                    None => Err(RegistryError::NotRegistered(name)),
+                };
+                let _ = reply.send(result);
+            }
+            RegMsg::Wire(RegWire::Delta(owner, version, op)) => {
+                match st.core.apply_delta(&owner, version, op) {
+                    Ok(changes) => Self::publish(st, changes),
+                    Err(Gap) => Self::pull(st, owner),
+                }
+                Self::resolve_conflicts(st);
+            }
+            RegMsg::Wire(RegWire::Digest(owner, version)) => {
+                if st.core.is_behind(&owner, version) {
+                    Self::pull(st, owner);
+                }
+            }
+            RegMsg::Wire(RegWire::Pull(owner)) => {
+                if owner == *st.core.me() {
+                    Self::broadcast_full(st);
+                }
+            }
+            RegMsg::Wire(RegWire::Full(owner, version, regs)) => {
+                let changes = st.core.apply_full(&owner, version, regs);
+                Self::publish(st, changes);
+                Self::resolve_conflicts(st);
+            }
+            RegMsg::Member(MemberEvent::MemberUp(_)) => Self::broadcast_full(st),
+            RegMsg::Member(MemberEvent::MemberDown { node, .. })
+            | RegMsg::Member(MemberEvent::MemberLeft(node)) => {
+                let changes = st.core.drop_node(&node.name);
+                Self::publish(st, changes);
+            }
+            RegMsg::Tick => {
+                let (version, _) = st.core.own();
+                let me = st.core.me().clone();
+                Self::broadcast(st, || RegWire::Digest(me.clone(), version));
+                if !st.unresolved.is_empty() {
+                    Self::retry_unresolved(st);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<RegMsg>,
+        evt: SupervisionEvent,
+        st: &mut RegState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _)
+            | SupervisionEvent::ActorFailed(cell, _) => {
+                if let Some(names) = st.by_actor.remove(&cell.get_id()) {
+                    for name in names {
+                        if st
+                            .local
+                            .get(&name)
+                            .is_some_and(|c| c.get_id() == cell.get_id())
+                        {
+                            st.local.remove(&name);
+                            Self::unregister_and_send(st, &name);
+                        }
+                    }
+                }
+            }
+            SupervisionEvent::ProcessGroupChanged(_) if !st.unresolved.is_empty() => {
+                Self::retry_unresolved(st);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl RegActor {
+    fn retry_unresolved(st: &mut RegState) {
+        let registry = st.shared.name.clone();
+        let mut view = st.shared.view.write();
+        st.unresolved.retain(|name| match view.get_mut(name) {
+            Some(e) if e.cell.is_none() => match resolve_remote(&registry, &e.owner, name) {
+                Some(c) => {
+                    e.cell = Some(c);
+                    false
+                }
+                None => true,
+            },
+            _ => false,
+        });
+    }
+}
+
+/// A handle to this node's replica of a named registry.
+#[derive(Clone)]
+pub struct Registry {
+    shared: Arc<Shared>,
+    actor: ActorRef<RegMsg>,
+    endpoint: ActorRef<RegWire>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("name", &self.shared.name)
+            .field("me", &self.shared.me)
+            .finish_non_exhaustive()
+    }
+}
+
+const CALL: Option<Duration> = Some(Duration::from_secs(10));
+
+fn unavailable(e: impl std::fmt::Debug) -> RegistryError {
+    RegistryError::Unavailable(format!("{e:?}"))
+}
+
+impl Registry {
+    /// Starts this node's replica of the registry `name` (the same name on every node).
+    pub async fn start(node: &Node, name: &str) -> Result<Registry, crate::ClusterError> {
+        let me = Owner {
+            node: node.identity().name.clone(),
+            incarnation: node.identity().incarnation,
+        };
+        let (events, _) = broadcast::channel(8192);
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            view: RwLock::new(HashMap::new()),
+            events,
+            me,
+        });
+        let err = |e: ractor::SpawnErr| crate::ClusterError::NodeServer(e.to_string());
+        let (actor, _) = Actor::spawn(None, RegActor, shared.clone())
+            .await
+            .map_err(err)?;
+        let (endpoint, _) = Actor::spawn(
+            None,
+            RegEndpoint,
+            (format!("registry:{name}"), actor.clone()),
+        )
+        .await
+        .map_err(err)?;
+        let mut member_events = node.subscribe();
+        let fwd = actor.clone();
+        tokio::spawn(async move {
+            loop {
+                match member_events.recv().await {
+                    Ok(e) => {
+                        if fwd.cast(RegMsg::Member(e)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        });
+        // Members already up when the registry starts get our (empty) state via their digests;
+        // ask them for theirs.
+        for m in node.members().await.unwrap_or_default() {
+            if matches!(
+                m.state,
+                crate::MemberState::Up | crate::MemberState::Suspect
+            ) {
+                let _ = actor.cast(RegMsg::Member(MemberEvent::MemberUp(m.node)));
+            }
+        }
+        Ok(Registry {
+            shared,
+            actor,
+            endpoint,
+        })
+    }
+
+    /// The registry's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Registers `actor` under `name` with `meta`. Returns once registered on this node; other
+    /// nodes see it within milliseconds.
+    pub async fn register(
+        &self,
+        name: &str,
+        actor: ActorCell,
+        meta: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let name = name.to_owned();
+        match self
+            .actor
+            .call(|r| RegMsg::Register(name, actor, meta, r), CALL)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            Ok(other) => Err(unavailable(other)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Unregisters a name this node holds.
+    pub async fn unregister(&self, name: &str) -> Result<(), RegistryError> {
+        let name = name.to_owned();
+        match self.actor.call(|r| RegMsg::Unregister(name, r), CALL).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            Ok(other) => Err(unavailable(other)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Replaces the metadata of a name this node holds.
+    pub async fn update_meta(&self, name: &str, meta: Vec<u8>) -> Result<(), RegistryError> {
+        let name = name.to_owned();
+        match self
+            .actor
+            .call(|r| RegMsg::UpdateMeta(name, meta, r), CALL)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(r)) => r,
+            Ok(other) => Err(unavailable(other)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The actor registered under `name` (a local read, no network).
+    pub fn lookup(&self, name: &str) -> Option<ActorCell> {
+        let view = self.shared.view.read();
+        let e = view.get(name)?;
+        match &e.cell {
+            Some(c) => Some(c.clone()),
+            None if e.owner != self.shared.me => resolve_remote(&self.shared.name, &e.owner, name),
+            None => None,
+        }
+    }
+
+    /// The actor registered under `name`, as a typed ref. A local actor is checked against the
+    /// message type; a remote one cannot be (ractor does not know remote types).
+    pub fn lookup_typed<M: Message>(&self, name: &str) -> Option<ActorRef<M>> {
+        let cell = self.lookup(name)?;
+        (cell.is_message_type_of::<M>() != Some(false)).then(|| ActorRef::from(cell))
+    }
+
+    /// The registration of `name`, with owner and metadata.
+    pub fn entry(&self, name: &str) -> Option<Entry> {
+        self.shared.view.read().get(name).cloned()
+    }
+
+    /// Every registered name.
+    pub fn names(&self) -> Vec<String> {
+        self.shared.view.read().keys().cloned().collect()
+    }
+
+    /// Every registration.
+    pub fn entries(&self) -> Vec<(String, Entry)> {
+        self.shared
+            .view
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// How many names are registered.
+    pub fn count(&self) -> usize {
+        self.shared.view.read().len()
+    }
+
+    /// Registration events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Stops this node's replica (its registrations are dropped by the others when the node goes
+    /// down or leaves).
+    pub fn stop(&self) {
+        self.endpoint.stop(None);
+        self.actor.stop(None);
+    }
+}
