@@ -14,6 +14,8 @@
 //!   node (down within about 1.1 s by default). Subscribers get [`MemberEvent`]s.
 //! * [`registry`]: cluster-wide unique names ([`Registry`]): local lookups, deltas in
 //!   milliseconds, deterministic conflict resolution after a partition heals.
+//! * [`supervisor`]: the distributed dynamic supervisor ([`DistributedSupervisor`]): children
+//!   as data, placement behind a trait, failover, handoff, per-child restart isolation.
 //! * [`remote`]: typed remote refs, found by group name and checked by message type.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
@@ -39,6 +41,7 @@ pub mod membership;
 mod node;
 pub mod registry;
 pub mod remote;
+pub mod supervisor;
 pub mod testkit;
 mod tls;
 mod transport;
@@ -47,6 +50,9 @@ pub use discovery::{Discovery, DiscoveryError, StaticSeeds};
 pub use membership::{DownReason, MemberEvent, MemberInfo, MemberState, NodeIdentity, Timings};
 pub use node::{Node, NodeBuilder};
 pub use registry::{Registry, RegistryError, RegistryEvent};
+pub use supervisor::{
+    ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Placement, StartContext,
+};
 pub use tls::TlsConfig;
 pub use transport::{ConnectError, Faults};
 

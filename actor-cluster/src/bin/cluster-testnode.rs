@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actor_cluster::discovery::{DnsDiscovery, DnsQuery, GossipConfig, GossipDiscovery};
+use actor_cluster::supervisor::{DistChildSpec, Quorum};
 use actor_cluster::testkit::ControlExtension;
-use actor_cluster::{Node, Registry, Timings, TlsConfig};
+use actor_cluster::{
+    ChildKind, DistributedSupervisor, Node, Registry, StartContext, Timings, TlsConfig,
+};
 use actor_core::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use actor_core::RemoteMessage;
 use clap::Parser;
@@ -105,6 +108,7 @@ struct Commands {
     /// When each name was first seen registered (ns since the Unix epoch).
     seen: Arc<Mutex<HashMap<String, u64>>>,
     me: String,
+    dsup: DistributedSupervisor,
 }
 
 impl Commands {
@@ -150,10 +154,97 @@ impl ControlExtension for Commands {
             exits: self.exits.clone(),
             seen: self.seen.clone(),
             me: self.me.clone(),
+            dsup: self.dsup.clone(),
         };
         Box::pin(async move {
             let arg = |k: &str| args[k].as_str().unwrap_or_default().to_owned();
             match name.as_str() {
+                "dsup_start_many" => {
+                    let prefix = arg("prefix");
+                    let count = args["count"].as_u64().unwrap_or(0);
+                    let crash = args["crash"].as_bool().unwrap_or(false);
+                    let cargs = actor_core::codec::encode(&CounterSpec {
+                        crash_on_start: crash,
+                    })
+                    .map_err(|e| e.to_string())?;
+                    let specs = (0..count)
+                        .map(|i| {
+                            DistChildSpec::new(format!("{prefix}{i}"), "counter", cargs.clone())
+                        })
+                        .collect();
+                    this.dsup
+                        .start_children(specs)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(json!(count))
+                }
+                "dsup_start" => {
+                    let spec = DistChildSpec::new(arg("id"), arg("kind"), Vec::new());
+                    let node = this
+                        .dsup
+                        .start_child(spec, Duration::from_secs(5))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(json!(node))
+                }
+                "dsup_which" => {
+                    let mut all: Vec<(String, Option<String>, String)> = this
+                        .dsup
+                        .which_children()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .map(|c| (c.id, c.node, format!("{:?}", c.status)))
+                        .collect();
+                    all.sort();
+                    Ok(json!(all))
+                }
+                "dsup_eligible" => Ok(json!(this
+                    .dsup
+                    .eligible_members()
+                    .await
+                    .map_err(|e| e.to_string())?)),
+                "dsup_local" => Ok(json!(this
+                    .dsup
+                    .local_children()
+                    .await
+                    .map_err(|e| e.to_string())?)),
+                "dsup_get" => {
+                    let id = arg("id");
+                    let n = this
+                        .dsup
+                        .call_child(&id, Duration::from_secs(5), CounterMsg::Get)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(json!(n))
+                }
+                "dsup_bump" => {
+                    let n = args["n"].as_u64().unwrap_or(1);
+                    this.dsup
+                        .cast_child(&arg("id"), Duration::from_secs(5), || CounterMsg::Bump(n))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Value::Null)
+                }
+                "dsup_crash" => {
+                    this.dsup
+                        .cast_child(&arg("id"), Duration::from_secs(5), || CounterMsg::Crash)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Value::Null)
+                }
+                "dsup_terminate" => this
+                    .dsup
+                    .terminate_child(&arg("id"))
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| e.to_string()),
+                "dsup_drain" => this
+                    .dsup
+                    .drain()
+                    .await
+                    .map(|_| Value::Null)
+                    .map_err(|e| e.to_string()),
                 "reg_register" => this.register(&arg("name")).await.map(|t| json!(t)),
                 "reg_register_many" => {
                     let prefix = arg("prefix");
@@ -294,6 +385,156 @@ struct Args {
     /// TLS: the DNS name in every node's certificate.
     #[arg(long, default_value = "cluster.test")]
     tls_name: String,
+    /// Distributed supervisor: file the test children append start/stop lines to.
+    #[arg(long)]
+    child_log: Option<PathBuf>,
+    /// Distributed supervisor: quorum placement over these members (comma-separated).
+    #[arg(long)]
+    quorum: Option<String>,
+    /// Distributed supervisor: quorum restart delay, ms.
+    #[arg(long, default_value_t = 2500)]
+    quorum_delay_ms: u64,
+    /// Distributed supervisor: active redistribution on join.
+    #[arg(long)]
+    active: bool,
+}
+
+/// The test children's protocol.
+#[derive(RemoteMessage)]
+enum CounterMsg {
+    Bump(u64),
+    Get(RpcReplyPort<u64>),
+    Crash,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct CounterSpec {
+    /// Fail right after every start (a crash-looping child).
+    crash_on_start: bool,
+}
+
+struct Counter;
+
+struct CounterArgs {
+    id: String,
+    node: String,
+    log: Option<PathBuf>,
+    initial: u64,
+    crash_on_start: bool,
+}
+
+fn child_log(log: &Option<PathBuf>, what: &str, id: &str, node: &str) {
+    use std::io::Write;
+    if let Some(path) = log {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = f.write_all(
+                format!("{what} {id} {node} {}\n", actor_cluster::testkit::unix_ns()).as_bytes(),
+            );
+        }
+    }
+}
+
+impl Actor for Counter {
+    type Msg = CounterMsg;
+    type State = (CounterArgs, u64);
+    type Arguments = CounterArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<CounterMsg>,
+        a: CounterArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        child_log(&a.log, "start", &a.id, &a.node);
+        let n = a.initial;
+        Ok((a, n))
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<CounterMsg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if st.0.crash_on_start {
+            let _ = myself.cast(CounterMsg::Crash);
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<CounterMsg>,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        child_log(&st.0.log, "stop", &st.0.id, &st.0.node);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<CounterMsg>,
+        msg: CounterMsg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CounterMsg::Bump(n) => st.1 += n,
+            CounterMsg::Get(r) => {
+                let _ = r.send(st.1);
+            }
+            CounterMsg::Crash => {
+                child_log(&st.0.log, "stop", &st.0.id, &st.0.node);
+                return Err(format!("{} crashed on purpose", st.0.id).into());
+            }
+        }
+        Ok(())
+    }
+}
+
+struct CounterKind {
+    node: String,
+    log: Option<PathBuf>,
+}
+
+impl ChildKind for CounterKind {
+    fn start(
+        &self,
+        ctx: StartContext,
+    ) -> BoxFuture<'static, Result<actor_core::ractor::ActorCell, actor_core::ractor::SpawnErr>>
+    {
+        let spec: CounterSpec = actor_core::codec::decode(&ctx.args).unwrap_or_default();
+        let initial = ctx
+            .handoff
+            .as_deref()
+            .and_then(|b| actor_core::codec::decode::<u64>(b).ok())
+            .unwrap_or(0);
+        let args = CounterArgs {
+            id: ctx.id,
+            node: self.node.clone(),
+            log: self.log.clone(),
+            initial,
+            crash_on_start: spec.crash_on_start,
+        };
+        let sup = ctx.supervisor;
+        Box::pin(async move {
+            let (r, _) = Actor::spawn_linked(None, Counter, args, sup).await?;
+            Ok(r.get_cell())
+        })
+    }
+
+    fn export(&self, child: actor_core::ractor::ActorCell) -> BoxFuture<'static, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let r: ActorRef<CounterMsg> = child.into();
+            match r.call(CounterMsg::Get, Some(Duration::from_secs(2))).await {
+                Ok(actor_core::ractor::rpc::CallResult::Success(n)) => {
+                    actor_core::codec::encode(&n).ok()
+                }
+                _ => None,
+            }
+        })
+    }
 }
 
 #[tokio::main]
@@ -364,7 +605,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let exits: Exits = Arc::default();
     let (watcher, _) = Actor::spawn(None, Watcher, exits.clone()).await?;
+    let mut dsup = DistributedSupervisor::builder("test")
+        .kind(
+            "counter",
+            CounterKind {
+                node: args.name.clone(),
+                log: args.child_log.clone(),
+            },
+        )
+        .active_redistribution(args.active);
+    if let Some(q) = &args.quorum {
+        dsup = dsup.placement(Quorum {
+            members: q.split(',').map(str::to_owned).collect(),
+            restart_delay: Duration::from_millis(args.quorum_delay_ms),
+        });
+    }
+    let dsup = dsup.start(&node).await?;
     let commands = Commands {
+        dsup,
         registry,
         watcher,
         exits,
