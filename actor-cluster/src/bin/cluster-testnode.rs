@@ -204,6 +204,11 @@ impl ControlExtension for Commands {
                     .eligible_members()
                     .await
                     .map_err(|e| e.to_string())?)),
+                "dsup_pending" => Ok(json!(this
+                    .dsup
+                    .pending_decisions()
+                    .await
+                    .map_err(|e| e.to_string())?)),
                 "dsup_local" => Ok(json!(this
                     .dsup
                     .local_children()

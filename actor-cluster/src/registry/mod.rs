@@ -38,6 +38,8 @@ use crate::Node;
 const NAMES_SCOPE: &str = "actor_cluster.names";
 /// Reason given to an actor stopped because it lost a name conflict.
 pub const NAME_CONFLICT: &str = "NameConflict";
+/// How many removed names' metadata are kept for [`Registry::take_removed_meta`].
+const MAX_REMOVED_META: usize = 100_000;
 /// How often a node announces its version.
 const DIGEST_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -152,6 +154,10 @@ pub(crate) enum RegMsg {
 struct Shared {
     name: String,
     view: RwLock<HashMap<String, Entry>>,
+    /// Metadata of names removed recently (non-empty metadata only; bounded).
+    removed_meta: parking_lot::Mutex<HashMap<String, Vec<u8>>>,
+    /// Nodes whose state this replica has received (a full state, or a delta in sequence).
+    synced: RwLock<HashSet<String>>,
     events: broadcast::Sender<RegistryEvent>,
     me: Owner,
 }
@@ -231,7 +237,15 @@ impl RegActor {
                     );
                 }
                 None => {
-                    view.remove(&ch.name);
+                    if let Some(old) = view.remove(&ch.name) {
+                        if !old.meta.is_empty() {
+                            let mut removed = st.shared.removed_meta.lock();
+                            if removed.len() >= MAX_REMOVED_META {
+                                removed.clear();
+                            }
+                            removed.insert(ch.name.clone(), old.meta);
+                        }
+                    }
                     st.unresolved.remove(&ch.name);
                 }
             }
@@ -298,6 +312,8 @@ impl Actor for RegActor {
         shared: Arc<Shared>,
     ) -> Result<RegState, ActorProcessingErr> {
         ractor::pg::monitor_scope(NAMES_SCOPE.into(), myself.get_cell());
+        // Replica endpoints appearing on other nodes get this node's full state at once.
+        ractor::pg::monitor_scope(SCOPE.into(), myself.get_cell());
         myself.send_interval(DIGEST_INTERVAL, || RegMsg::Tick);
         Ok(RegState {
             core: RegistryCore::new(shared.me.clone()),
@@ -375,8 +391,12 @@ impl Actor for RegActor {
                 let _ = reply.send(result);
             }
             RegMsg::Wire(RegWire::Delta(owner, version, op)) => {
+                tracing::trace!(registry = %st.shared.name, ?owner, version, ?op, "delta");
                 match st.core.apply_delta(&owner, version, op) {
-                    Ok(changes) => Self::publish(st, changes),
+                    Ok(changes) => {
+                        st.shared.synced.write().insert(owner.node.clone());
+                        Self::publish(st, changes)
+                    }
                     Err(Gap) => Self::pull(st, owner),
                 }
                 Self::resolve_conflicts(st);
@@ -393,6 +413,9 @@ impl Actor for RegActor {
             }
             RegMsg::Wire(RegWire::Full(owner, version, regs)) => {
                 let changes = st.core.apply_full(&owner, version, regs);
+                if owner.node != st.shared.me.node {
+                    st.shared.synced.write().insert(owner.node.clone());
+                }
                 Self::publish(st, changes);
                 Self::resolve_conflicts(st);
             }
@@ -436,8 +459,20 @@ impl Actor for RegActor {
                     }
                 }
             }
-            SupervisionEvent::ProcessGroupChanged(_) if !st.unresolved.is_empty() => {
-                Self::retry_unresolved(st);
+            SupervisionEvent::ProcessGroupChanged(change) => {
+                if let ractor::pg::GroupChangeMessage::Join(scope, group, cells) = &change {
+                    if scope == SCOPE && *group == st.endpoints_group {
+                        let (version, regs) = st.core.own();
+                        let me = st.core.me().clone();
+                        for c in cells.iter().filter(|c| !c.get_id().is_local()) {
+                            let ep: ActorRef<RegWire> = ActorRef::from(c.clone());
+                            let _ = ep.cast(RegWire::Full(me.clone(), version, regs.clone()));
+                        }
+                    }
+                }
+                if !st.unresolved.is_empty() {
+                    Self::retry_unresolved(st);
+                }
             }
             _ => {}
         }
@@ -496,6 +531,8 @@ impl Registry {
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             view: RwLock::new(HashMap::new()),
+            removed_meta: parking_lot::Mutex::new(HashMap::new()),
+            synced: RwLock::new(HashSet::new()),
             events,
             me,
         });
@@ -612,6 +649,19 @@ impl Registry {
     /// The registration of `name`, with owner and metadata.
     pub fn entry(&self, name: &str) -> Option<Entry> {
         self.shared.view.read().get(name).cloned()
+    }
+
+    /// The last metadata of a name that was removed since (if it was not empty), taken out.
+    /// The distributed supervisor uses it to carry a child's handed-off state: the old node
+    /// writes the state into the metadata, then unregisters, and both reach every node in that
+    /// order.
+    pub fn take_removed_meta(&self, name: &str) -> Option<Vec<u8>> {
+        self.shared.removed_meta.lock().remove(name)
+    }
+
+    /// Whether this replica has received the state of node `node` since it came up.
+    pub fn is_synced_with(&self, node: &str) -> bool {
+        node == self.shared.me.node || self.shared.synced.read().contains(node)
     }
 
     /// Every registered name.

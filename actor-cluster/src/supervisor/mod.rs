@@ -64,6 +64,13 @@ pub enum DistSupervisorError {
     Unavailable(String),
 }
 
+/// How long a member that came up may take to introduce its supervisor before it is taken not to
+/// run one (starts wait for it meanwhile).
+const PENDING_GRACE: Duration = Duration::from_secs(2);
+
+/// Marks registry metadata that carries a handed-off state.
+const HANDOFF_MAGIC: &[u8] = b"\xfa\xceHANDOFF";
+
 /// What a kind's factory gets.
 #[derive(Debug)]
 pub struct StartContext {
@@ -130,7 +137,6 @@ pub(crate) enum DsupWire {
     /// A node's kinds; `true` asks the receivers to answer with theirs.
     Hello(String, Vec<String>, bool),
     Digest(String, u64, u64),
-    Handoff(String, String, Vec<u8>),
     Leaving(String),
 }
 
@@ -171,6 +177,8 @@ pub(crate) enum DsupMsg {
     Table(RpcReplyPort<Vec<Row>>),
     Local(RpcReplyPort<Vec<String>>),
     Eligible(RpcReplyPort<Vec<String>>),
+    /// How many decisions a reconciliation would take now (0: settled).
+    Pending(RpcReplyPort<usize>),
     Drain(RpcReplyPort<()>),
     Wire(DsupWire),
     Member(MemberEvent),
@@ -196,13 +204,12 @@ struct DState {
     registry: Registry,
     /// Live members (this node included) and the kinds they run.
     members: HashMap<String, BTreeSet<String>>,
-    /// Members up but whose kinds are not known yet.
-    pending_members: HashSet<String>,
+    /// Members up but whose kinds are not known yet, since when.
+    pending_members: HashMap<String, Instant>,
     leaving: HashSet<String>,
     running: HashMap<String, LocalChild>,
     by_cell: HashMap<ActorId, String>,
     hold_until: Option<Instant>,
-    handoffs: HashMap<String, Vec<u8>>,
     reconcile_pending: bool,
     last_full: Option<Instant>,
     draining: bool,
@@ -280,7 +287,11 @@ impl DsupActor {
         let Some(kind) = st.kinds.get(&row.spec.kind).cloned() else {
             return;
         };
-        let handoff = st.handoffs.remove(id);
+        let handoff = st
+            .registry
+            .take_removed_meta(id)
+            .and_then(|m| m.strip_prefix(HANDOFF_MAGIC).map(<[u8]>::to_vec));
+        tracing::debug!(child = id, handoff = handoff.is_some(), "starting child");
         let ctx = StartContext {
             id: id.to_owned(),
             args: row.spec.args.clone(),
@@ -358,6 +369,8 @@ impl DsupActor {
         let _ = st.registry.unregister(id).await;
     }
 
+    /// Hands a child over: its exported state goes into its registry entry's metadata (so it
+    /// reaches every node before the entry is removed, in the owner's order), then it stops.
     async fn move_local(st: &mut DState, id: &str, target: &str) {
         let Some(local) = st.running.get(id) else {
             return;
@@ -368,18 +381,37 @@ impl DsupActor {
             .get(id)
             .and_then(|r| st.kinds.get(&r.spec.kind).cloned());
         if let Some(kind) = kind {
-            if let Some(state) = kind.export(cell).await {
-                let (id2, to) = (id.to_owned(), target.to_owned());
-                Self::broadcast(st, || {
-                    DsupWire::Handoff(id2.clone(), to.clone(), state.clone())
-                });
+            let exported = kind.export(cell).await;
+            tracing::debug!(
+                child = id,
+                exported = exported.as_ref().map(Vec::len),
+                "exported state"
+            );
+            if let Some(state) = exported {
+                let mut meta = HANDOFF_MAGIC.to_vec();
+                meta.extend_from_slice(&state);
+                if let Err(e) = st.registry.update_meta(id, meta).await {
+                    tracing::warn!(child = id, error = %e, "cannot publish the handoff state");
+                }
             }
         }
+        tracing::debug!(child = id, to = target, "handing child off");
         Self::stop_local(st, id, "handoff").await;
     }
 
-    async fn do_reconcile(&self, myself: &ActorRef<DsupMsg>, st: &mut DState) {
-        st.reconcile_pending = false;
+    /// Whether some peer's registrations are not known yet: until they are, this node cannot
+    /// tell which children already run there, and starts nothing.
+    fn unsynced(st: &DState) -> bool {
+        let now = Instant::now();
+        st.members.keys().any(|n| !st.registry.is_synced_with(n))
+            || st
+                .pending_members
+                .values()
+                .any(|since| now.duration_since(*since) < PENDING_GRACE)
+    }
+
+    /// What a reconciliation would decide now.
+    fn decide(st: &DState) -> Vec<Decision> {
         let located = Self::located(st);
         let running: BTreeSet<String> = st
             .running
@@ -395,7 +427,7 @@ impl DsupActor {
             members.remove(&st.me);
         }
         let now = Instant::now();
-        let holding = st.hold_until.is_some_and(|t| now < t);
+        let holding = st.hold_until.is_some_and(|t| now < t) || Self::unsynced(st);
         let held: BTreeSet<String> = if holding {
             st.table.live().map(|r| r.spec.id.clone()).collect()
         } else {
@@ -409,8 +441,14 @@ impl DsupActor {
             held: &held,
             active: st.active && !st.draining,
         };
-        let decisions = reconcile(&st.table, st.placement.as_ref(), &view);
-        for d in decisions {
+        reconcile(&st.table, st.placement.as_ref(), &view)
+    }
+
+    async fn do_reconcile(&self, myself: &ActorRef<DsupMsg>, st: &mut DState) {
+        st.reconcile_pending = false;
+        let now = Instant::now();
+        let holding = st.hold_until.is_some_and(|t| now < t);
+        for d in Self::decide(st) {
             match d {
                 Decision::Start(id) if !st.draining => self.start_local(myself, st, &id).await,
                 Decision::Start(_) => {}
@@ -620,7 +658,7 @@ impl Actor for DsupActor {
             DsupMsg::Wire(DsupWire::Digest(node, count, max)) => {
                 if !st.members.contains_key(&node) && !st.leaving.contains(&node) {
                     // A peer whose kinds we do not know: hello until it answers with its own.
-                    st.pending_members.insert(node);
+                    st.pending_members.entry(node).or_insert_with(Instant::now);
                     Self::hello(st, true);
                 }
                 let (c, m) = st.table.digest();
@@ -628,10 +666,10 @@ impl Actor for DsupActor {
                     Self::send_full(st);
                 }
             }
-            DsupMsg::Wire(DsupWire::Handoff(id, to, state)) => {
-                if to == st.me {
-                    st.handoffs.insert(id, state);
-                }
+            DsupMsg::Pending(reply) => {
+                let holding =
+                    st.hold_until.is_some_and(|t| Instant::now() < t) || Self::unsynced(st);
+                let _ = reply.send(Self::decide(st).len() + usize::from(holding));
             }
             DsupMsg::Wire(DsupWire::Leaving(node)) => {
                 st.leaving.insert(node);
@@ -640,7 +678,7 @@ impl Actor for DsupActor {
             DsupMsg::Member(MemberEvent::MemberUp(n)) => {
                 st.leaving.remove(&n.name);
                 st.members.remove(&n.name);
-                st.pending_members.insert(n.name);
+                st.pending_members.insert(n.name, Instant::now());
                 Self::hello(st, true);
                 st.last_full = None;
                 Self::send_full(st);
@@ -740,13 +778,13 @@ impl DistributedSupervisorBuilder {
             me.clone(),
             kinds.keys().cloned().collect::<BTreeSet<String>>(),
         );
-        let mut pending_members = HashSet::new();
+        let mut pending_members = HashMap::new();
         for m in node.members().await.unwrap_or_default() {
             if matches!(
                 m.state,
                 crate::MemberState::Up | crate::MemberState::Suspect
             ) {
-                pending_members.insert(m.node.name);
+                pending_members.insert(m.node.name, Instant::now());
             }
         }
         let group = format!("dsup:{}", self.name);
@@ -764,7 +802,6 @@ impl DistributedSupervisorBuilder {
             running: HashMap::new(),
             by_cell: HashMap::new(),
             hold_until: None,
-            handoffs: HashMap::new(),
             reconcile_pending: false,
             last_full: None,
             draining: false,
@@ -958,6 +995,11 @@ impl DistributedSupervisor {
     /// this node has learned.
     pub async fn eligible_members(&self) -> Result<Vec<String>, DistSupervisorError> {
         self.ask(DsupMsg::Eligible).await
+    }
+
+    /// How many starts, stops and moves this node would make now (0 once settled).
+    pub async fn pending_decisions(&self) -> Result<usize, DistSupervisorError> {
+        self.ask(DsupMsg::Pending).await
     }
 
     /// The actor of a child (a local read).
