@@ -330,13 +330,18 @@ impl RegistryCore {
         }
     }
 
-    /// Names this node holds but does not win: it must stop their actors and unregister them.
-    pub fn lost_locally(&self) -> Vec<(String, Holder)> {
+    /// Of `names`, those this node holds but does not win: it must stop their actors and
+    /// unregister them.
+    pub fn lost_locally<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<(String, Holder)> {
         let Some(mine) = self.owners.get(&self.me) else {
             return Vec::new();
         };
-        mine.names
-            .keys()
+        names
+            .into_iter()
+            .filter(|n| mine.names.contains_key(*n))
             .filter_map(|n| {
                 let w = self.winner(n)?;
                 (w.owner != self.me).then(|| (n.clone(), w))
@@ -424,8 +429,9 @@ mod tests {
         // Both agree: b's registration (older) wins.
         assert_eq!(a.winner("x").map(|h| h.owner), Some(owner("b")));
         assert_eq!(b.winner("x").map(|h| h.owner), Some(owner("b")));
-        assert_eq!(a.lost_locally().len(), 1);
-        assert!(b.lost_locally().is_empty());
+        let x = vec!["x".to_string()];
+        assert_eq!(a.lost_locally(&x).len(), 1);
+        assert!(b.lost_locally(&x).is_empty());
         // Equal times: the node name decides.
         let mut c = RegistryCore::new(owner("c"));
         c.register_local("y", 5, vec![]).ok();

@@ -40,6 +40,8 @@ const NAMES_SCOPE: &str = "actor_cluster.names";
 pub const NAME_CONFLICT: &str = "NameConflict";
 /// How many removed names' metadata are kept for [`Registry::take_removed_meta`].
 const MAX_REMOVED_META: usize = 100_000;
+/// How long an unresolved remote winner is retried on the replica's timer.
+const UNRESOLVED_GIVE_UP: Duration = Duration::from_secs(3);
 /// How often a node announces its version.
 const DIGEST_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -153,7 +155,7 @@ pub(crate) enum RegMsg {
 
 struct Shared {
     name: String,
-    view: RwLock<HashMap<String, Entry>>,
+    view: RwLock<HashMap<String, Entry, foldhash::fast::RandomState>>,
     /// Metadata of names removed recently (non-empty metadata only; bounded).
     removed_meta: parking_lot::Mutex<HashMap<String, Vec<u8>>>,
     /// Nodes whose state this replica has received (a full state, or a delta in sequence).
@@ -171,7 +173,8 @@ struct RegState {
     /// Names held per local actor.
     by_actor: HashMap<ActorId, Vec<String>>,
     /// Remote winners whose proxy has not appeared in pg yet.
-    unresolved: HashSet<String>,
+    /// Remote winners whose proxy has not appeared in pg yet, since when.
+    unresolved: HashMap<String, std::time::Instant>,
 }
 
 fn group_key(registry: &str, owner: &Owner, name: &str) -> String {
@@ -222,7 +225,8 @@ impl RegActor {
                     } else {
                         let c = resolve_remote(&registry, &h.owner, &ch.name);
                         if c.is_none() {
-                            st.unresolved.insert(ch.name.clone());
+                            st.unresolved
+                                .insert(ch.name.clone(), std::time::Instant::now());
                         }
                         c
                     };
@@ -270,8 +274,8 @@ impl RegActor {
     }
 
     /// Local registrations that lost a conflict: stop their actors and unregister them.
-    fn resolve_conflicts(st: &mut RegState) {
-        for (name, winner) in st.core.lost_locally() {
+    fn resolve_conflicts(st: &mut RegState, names: &[String]) {
+        for (name, winner) in st.core.lost_locally(names) {
             tracing::warn!(registry = %st.shared.name, %name, winner = ?winner.owner, "name conflict lost; stopping the local actor");
             if let Some(cell) = st.local.remove(&name) {
                 cell.stop(Some(NAME_CONFLICT.into()));
@@ -321,7 +325,7 @@ impl Actor for RegActor {
             shared,
             local: HashMap::new(),
             by_actor: HashMap::new(),
-            unresolved: HashSet::new(),
+            unresolved: HashMap::new(),
         })
     }
 
@@ -395,11 +399,12 @@ impl Actor for RegActor {
                 match st.core.apply_delta(&owner, version, op) {
                     Ok(changes) => {
                         st.shared.synced.write().insert(owner.node.clone());
-                        Self::publish(st, changes)
+                        let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
+                        Self::publish(st, changes);
+                        Self::resolve_conflicts(st, &names);
                     }
                     Err(Gap) => Self::pull(st, owner),
                 }
-                Self::resolve_conflicts(st);
             }
             RegMsg::Wire(RegWire::Digest(owner, version)) => {
                 if st.core.is_behind(&owner, version) {
@@ -416,12 +421,14 @@ impl Actor for RegActor {
                 if owner.node != st.shared.me.node {
                     st.shared.synced.write().insert(owner.node.clone());
                 }
+                let names: Vec<String> = changes.iter().map(|c| c.name.clone()).collect();
                 Self::publish(st, changes);
-                Self::resolve_conflicts(st);
+                Self::resolve_conflicts(st, &names);
             }
             RegMsg::Member(MemberEvent::MemberUp(_)) => Self::broadcast_full(st),
             RegMsg::Member(MemberEvent::MemberDown { node, .. })
             | RegMsg::Member(MemberEvent::MemberLeft(node)) => {
+                st.shared.synced.write().remove(&node.name);
                 let changes = st.core.drop_node(&node.name);
                 Self::publish(st, changes);
             }
@@ -459,19 +466,21 @@ impl Actor for RegActor {
                     }
                 }
             }
-            SupervisionEvent::ProcessGroupChanged(change) => {
-                if let ractor::pg::GroupChangeMessage::Join(scope, group, cells) = &change {
-                    if scope == SCOPE && *group == st.endpoints_group {
-                        let (version, regs) = st.core.own();
-                        let me = st.core.me().clone();
-                        for c in cells.iter().filter(|c| !c.get_id().is_local()) {
-                            let ep: ActorRef<RegWire> = ActorRef::from(c.clone());
-                            let _ = ep.cast(RegWire::Full(me.clone(), version, regs.clone()));
-                        }
+            SupervisionEvent::ProcessGroupChanged(ractor::pg::GroupChangeMessage::Join(
+                scope,
+                group,
+                cells,
+            )) => {
+                if scope == SCOPE && group == st.endpoints_group {
+                    // A replica appeared on another node: send it this node's full state.
+                    let (version, regs) = st.core.own();
+                    let me = st.core.me().clone();
+                    for c in cells.iter().filter(|c| !c.get_id().is_local()) {
+                        let ep: ActorRef<RegWire> = ActorRef::from(c.clone());
+                        let _ = ep.cast(RegWire::Full(me.clone(), version, regs.clone()));
                     }
-                }
-                if !st.unresolved.is_empty() {
-                    Self::retry_unresolved(st);
+                } else if scope == NAMES_SCOPE {
+                    Self::resolved(st, &group, &cells);
                 }
             }
             _ => {}
@@ -481,18 +490,51 @@ impl Actor for RegActor {
 }
 
 impl RegActor {
+    /// A registered actor's pg group gained members: if it is an unresolved winner, use them.
+    fn resolved(st: &mut RegState, group: &str, cells: &[ActorCell]) {
+        let mut parts = group.splitn(4, '|');
+        let (Some(reg), Some(node), Some(inc), Some(name)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        if reg != st.shared.name || !st.unresolved.contains_key(name) {
+            return;
+        }
+        let Some(cell) = cells.iter().find(|c| !c.get_id().is_local()) else {
+            return;
+        };
+        let mut view = st.shared.view.write();
+        if let Some(e) = view.get_mut(name) {
+            if e.owner.node == node && e.owner.incarnation.to_string() == inc {
+                e.cell = Some(cell.clone());
+                st.unresolved.remove(name);
+            }
+        }
+    }
+
+    /// Retries resolving recent unresolved winners through pg. A proxy appears within
+    /// milliseconds when the actor can cross nodes at all; after `UNRESOLVED_GIVE_UP` the name
+    /// is left to the lookup's slow path (an actor whose messages cannot cross nodes never
+    /// resolves, and retrying thousands of them would stall the replica).
     fn retry_unresolved(st: &mut RegState) {
         let registry = st.shared.name.clone();
+        let now = std::time::Instant::now();
         let mut view = st.shared.view.write();
-        st.unresolved.retain(|name| match view.get_mut(name) {
-            Some(e) if e.cell.is_none() => match resolve_remote(&registry, &e.owner, name) {
-                Some(c) => {
-                    e.cell = Some(c);
-                    false
-                }
-                None => true,
-            },
-            _ => false,
+        st.unresolved.retain(|name, since| {
+            if now.duration_since(*since) > UNRESOLVED_GIVE_UP {
+                return false;
+            }
+            match view.get_mut(name) {
+                Some(e) if e.cell.is_none() => match resolve_remote(&registry, &e.owner, name) {
+                    Some(c) => {
+                        e.cell = Some(c);
+                        false
+                    }
+                    None => true,
+                },
+                _ => false,
+            }
         });
     }
 }
@@ -530,7 +572,7 @@ impl Registry {
         let (events, _) = broadcast::channel(8192);
         let shared = Arc::new(Shared {
             name: name.to_owned(),
-            view: RwLock::new(HashMap::new()),
+            view: RwLock::new(HashMap::default()),
             removed_meta: parking_lot::Mutex::new(HashMap::new()),
             synced: RwLock::new(HashSet::new()),
             events,
@@ -667,6 +709,16 @@ impl Registry {
     /// Every registered name.
     pub fn names(&self) -> Vec<String> {
         self.shared.view.read().keys().cloned().collect()
+    }
+
+    /// Every registered name with its owner node.
+    pub fn owners(&self) -> HashMap<String, String> {
+        self.shared
+            .view
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.owner.node.clone()))
+            .collect()
     }
 
     /// Every registration.

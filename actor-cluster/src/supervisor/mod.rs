@@ -211,6 +211,7 @@ struct DState {
     by_cell: HashMap<ActorId, String>,
     hold_until: Option<Instant>,
     reconcile_pending: bool,
+    ticks: u64,
     last_full: Option<Instant>,
     draining: bool,
 }
@@ -273,11 +274,7 @@ impl DsupActor {
     }
 
     fn located(st: &DState) -> HashMap<String, String> {
-        st.registry
-            .entries()
-            .into_iter()
-            .map(|(id, e)| (id, e.owner.node))
-            .collect()
+        st.registry.owners()
     }
 
     async fn start_local(&self, myself: &ActorRef<DsupMsg>, st: &mut DState, id: &str) {
@@ -703,7 +700,16 @@ impl Actor for DsupActor {
                 if !st.pending_members.is_empty() {
                     Self::hello(st, true);
                 }
-                Self::trigger(&myself, st);
+                // Changes trigger reconciliation themselves; the timer is a safety net (and
+                // ends holds), so a full pass runs every few ticks, or while holding.
+                st.ticks += 1;
+                let holding = st.hold_until.is_some() || Self::unsynced(st);
+                if holding || st.ticks % 5 == 0 {
+                    if st.hold_until.is_some_and(|t| Instant::now() >= t) {
+                        st.hold_until = None;
+                    }
+                    Self::trigger(&myself, st);
+                }
             }
         }
         Ok(())
@@ -803,6 +809,7 @@ impl DistributedSupervisorBuilder {
             by_cell: HashMap::new(),
             hold_until: None,
             reconcile_pending: false,
+            ticks: 0,
             last_full: None,
             draining: false,
         };
