@@ -225,4 +225,28 @@ async fn a_crash_looping_child_fails_alone() {
     for n in &nodes {
         assert!(!local(n).await.contains(&"bad0".to_string()));
     }
+
+    // start_child is idempotent by id and says where the child runs, from any node.
+    let first = nodes[0]
+        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .await
+        .unwrap();
+    let again = nodes[1]
+        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let solo = BTreeSet::from(["solo".to_string()]);
+    let mut all_ids = ok.clone();
+    all_ids.extend(solo);
+    exactly_once(&all, &all_ids).await.unwrap();
+    // A kind no node knows: a typed error, not a panic.
+    let err = nodes[0]
+        .custom("dsup_start", json!({"id": "x", "kind": "unknown"}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no live node can run kind"),
+        "{err}"
+    );
 }
