@@ -12,9 +12,10 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use crate::discovery::{Discovery, StaticSeeds};
+use crate::endpoint::Endpoint;
 use crate::membership::{
-    Endpoint, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
-    NodeIdentity, PeerMsg, SessionEvents, Timings,
+    from_peer, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
+    NodeIdentity, PeerMsg, SessionEvents, Timings, ENDPOINTS,
 };
 use crate::tls::TlsConfig;
 use crate::transport::{Faults, Transport};
@@ -186,9 +187,13 @@ impl NodeBuilder {
                 subscription: Box::new(SessionEvents(membership.clone())),
             })
             .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
-        let (endpoint, _) = Actor::spawn(None, Endpoint, membership.clone())
-            .await
-            .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+        let (endpoint, _) = Actor::spawn(
+            None,
+            Endpoint::new(from_peer),
+            (ENDPOINTS.to_string(), membership.clone()),
+        )
+        .await
+        .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
 
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(accept_loop(

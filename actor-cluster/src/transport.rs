@@ -141,31 +141,55 @@ fn cut() -> io::Error {
     )
 }
 
+/// Before touching the socket: `Some` when the connection is cut (an error) or traffic with the
+/// peer is blocked (pending until unblocked or cut).
+fn gate<T>(
+    ctl: &ConnCtl,
+    faults: &Faults,
+    cx: &mut Context<'_>,
+    waker: &Mutex<Option<Waker>>,
+) -> Option<Poll<io::Result<T>>> {
+    if ctl.is_closed() {
+        return Some(Poll::Ready(Err(cut())));
+    }
+    if ctl.blocked(faults) {
+        faults.park(cx.waker());
+        *waker.lock() = Some(cx.waker().clone());
+        if ctl.is_closed() {
+            return Some(Poll::Ready(Err(cut())));
+        }
+        if ctl.blocked(faults) {
+            return Some(Poll::Pending);
+        }
+    }
+    None
+}
+
+/// The socket is not ready: remember the waker, so that a cut wakes the task.
+fn wait<T>(
+    ctl: &ConnCtl,
+    cx: &mut Context<'_>,
+    waker: &Mutex<Option<Waker>>,
+) -> Poll<io::Result<T>> {
+    *waker.lock() = Some(cx.waker().clone());
+    if ctl.is_closed() {
+        return Poll::Ready(Err(cut()));
+    }
+    Poll::Pending
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for FaultStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.ctl.is_closed() {
-            return Poll::Ready(Err(cut()));
-        }
-        if self.ctl.blocked(&self.faults) {
-            self.faults.park(cx.waker());
-            *self.ctl.read_waker.lock() = Some(cx.waker().clone());
-            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
-                return Poll::Pending;
-            }
-        }
         let this = &mut *self;
+        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.read_waker) {
+            return p;
+        }
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => {
-                *this.ctl.read_waker.lock() = Some(cx.waker().clone());
-                if this.ctl.is_closed() {
-                    return Poll::Ready(Err(cut()));
-                }
-                Poll::Pending
-            }
+            Poll::Pending => wait(&this.ctl, cx, &this.ctl.read_waker),
             other => other,
         }
     }
@@ -177,41 +201,25 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FaultStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.ctl.is_closed() {
-            return Poll::Ready(Err(cut()));
-        }
-        if self.ctl.blocked(&self.faults) {
-            self.faults.park(cx.waker());
-            *self.ctl.write_waker.lock() = Some(cx.waker().clone());
-            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
-                return Poll::Pending;
-            }
-        }
         let this = &mut *self;
+        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.write_waker) {
+            return p;
+        }
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => {
-                *this.ctl.write_waker.lock() = Some(cx.waker().clone());
-                if this.ctl.is_closed() {
-                    return Poll::Ready(Err(cut()));
-                }
-                Poll::Pending
-            }
+            Poll::Pending => wait(&this.ctl, cx, &this.ctl.write_waker),
             other => other,
         }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.ctl.is_closed() {
-            return Poll::Ready(Err(cut()));
+        let this = &mut *self;
+        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.write_waker) {
+            return p;
         }
-        if self.ctl.blocked(&self.faults) {
-            self.faults.park(cx.waker());
-            *self.ctl.write_waker.lock() = Some(cx.waker().clone());
-            if self.ctl.blocked(&self.faults) && !self.ctl.is_closed() {
-                return Poll::Pending;
-            }
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => wait(&this.ctl, cx, &this.ctl.write_waker),
+            other => other,
         }
-        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -35,36 +35,11 @@ pub(crate) enum PeerMsg {
     Leave(NodeIdentity, RpcReplyPort<()>),
 }
 
-/// The remote-facing endpoint: forwards peer messages to the local membership actor.
-pub(crate) struct Endpoint;
-
-impl Actor for Endpoint {
-    type Msg = PeerMsg;
-    type State = ActorRef<MembershipMsg>;
-    type Arguments = ActorRef<MembershipMsg>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<PeerMsg>,
-        membership: ActorRef<MembershipMsg>,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        ractor::pg::join_scoped(SCOPE.into(), ENDPOINTS.into(), vec![myself.get_cell()]);
-        Ok(membership)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<PeerMsg>,
-        msg: PeerMsg,
-        membership: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let fwd = match msg {
-            PeerMsg::Heartbeat(from, members) => MembershipMsg::Heartbeat(from, members),
-            PeerMsg::Leave(from, reply) => MembershipMsg::PeerLeft(from, reply),
-        };
-        // The membership actor stops only with the node.
-        let _ = membership.cast(fwd);
-        Ok(())
+/// Turns a peer message into the membership actor's message.
+pub(crate) fn from_peer(msg: PeerMsg) -> MembershipMsg {
+    match msg {
+        PeerMsg::Heartbeat(from, members) => MembershipMsg::Heartbeat(from, members),
+        PeerMsg::Leave(from, reply) => MembershipMsg::PeerLeft(from, reply),
     }
 }
 
@@ -119,11 +94,7 @@ pub(crate) struct MembershipState {
 pub(crate) struct MembershipActor;
 
 fn endpoints() -> Vec<ActorRef<PeerMsg>> {
-    ractor::pg::get_scoped_members(&SCOPE.to_string(), &ENDPOINTS.to_string())
-        .into_iter()
-        .filter(|c| !c.get_id().is_local())
-        .map(ActorRef::from)
-        .collect()
+    crate::endpoint::remote_members(ENDPOINTS)
 }
 
 impl MembershipActor {

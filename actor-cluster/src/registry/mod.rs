@@ -31,6 +31,7 @@ use ractor::{
 use tokio::sync::broadcast;
 
 use self::core::{Change, Gap, Op, Owner, Registration, RegistryCore};
+use crate::endpoint::{forward_member_events, remote_members, Endpoint};
 use crate::membership::{MemberEvent, SCOPE};
 use crate::Node;
 
@@ -110,34 +111,6 @@ pub(crate) enum RegWire {
     Full(Owner, u64, Vec<Registration>),
 }
 
-/// The remote-facing endpoint of a replica.
-struct RegEndpoint;
-
-impl Actor for RegEndpoint {
-    type Msg = RegWire;
-    type State = ActorRef<RegMsg>;
-    type Arguments = (String, ActorRef<RegMsg>);
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<RegWire>,
-        (group, actor): (String, ActorRef<RegMsg>),
-    ) -> Result<Self::State, ActorProcessingErr> {
-        ractor::pg::join_scoped(SCOPE.into(), group, vec![myself.get_cell()]);
-        Ok(actor)
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<RegWire>,
-        msg: RegWire,
-        actor: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let _ = actor.cast(RegMsg::Wire(msg));
-        Ok(())
-    }
-}
-
 #[derive(LocalMessage)]
 pub(crate) enum RegMsg {
     Register(
@@ -191,11 +164,7 @@ struct RegActor;
 
 impl RegActor {
     fn endpoints(st: &RegState) -> Vec<ActorRef<RegWire>> {
-        ractor::pg::get_scoped_members(&SCOPE.to_string(), &st.endpoints_group)
-            .into_iter()
-            .filter(|c| !c.get_id().is_local())
-            .map(ActorRef::from)
-            .collect()
+        remote_members(&st.endpoints_group)
     }
 
     fn broadcast(st: &RegState, msg: impl Fn() -> RegWire) {
@@ -584,26 +553,12 @@ impl Registry {
             .map_err(err)?;
         let (endpoint, _) = Actor::spawn(
             None,
-            RegEndpoint,
+            Endpoint::new(RegMsg::Wire),
             (format!("registry:{name}"), actor.clone()),
         )
         .await
         .map_err(err)?;
-        let mut member_events = node.subscribe();
-        let fwd = actor.clone();
-        tokio::spawn(async move {
-            loop {
-                match member_events.recv().await {
-                    Ok(e) => {
-                        if fwd.cast(RegMsg::Member(e)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
-        });
+        forward_member_events(node, actor.clone(), RegMsg::Member);
         // Members already up when the registry starts get our (empty) state via their digests;
         // ask them for theirs.
         for m in node.members().await.unwrap_or_default() {

@@ -40,7 +40,8 @@ pub use self::core::{
     ChildStatus, ChildTable, DistChildSpec, Placement, Quorum, RandomPlacement, RestartType, Row,
     Stamp, Uniform,
 };
-use crate::membership::{MemberEvent, SCOPE};
+use crate::endpoint::{forward_member_events, remote_members, Endpoint};
+use crate::membership::MemberEvent;
 use crate::registry::{Registry, RegistryError, RegistryEvent, NAME_CONFLICT};
 use crate::Node;
 
@@ -140,33 +141,6 @@ pub(crate) enum DsupWire {
     Leaving(String),
 }
 
-struct DsupEndpoint;
-
-impl Actor for DsupEndpoint {
-    type Msg = DsupWire;
-    type State = ActorRef<DsupMsg>;
-    type Arguments = (String, ActorRef<DsupMsg>);
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DsupWire>,
-        (group, actor): (String, ActorRef<DsupMsg>),
-    ) -> Result<Self::State, ActorProcessingErr> {
-        ractor::pg::join_scoped(SCOPE.into(), group, vec![myself.get_cell()]);
-        Ok(actor)
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<DsupWire>,
-        msg: DsupWire,
-        actor: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let _ = actor.cast(DsupMsg::Wire(msg));
-        Ok(())
-    }
-}
-
 #[derive(LocalMessage)]
 pub(crate) enum DsupMsg {
     Put(
@@ -220,11 +194,7 @@ struct DsupActor;
 
 impl DsupActor {
     fn endpoints(st: &DState) -> Vec<ActorRef<DsupWire>> {
-        ractor::pg::get_scoped_members(&SCOPE.to_string(), &st.group)
-            .into_iter()
-            .filter(|c| !c.get_id().is_local())
-            .map(ActorRef::from)
-            .collect()
+        remote_members(&st.group)
     }
 
     fn broadcast(st: &DState, msg: impl Fn() -> DsupWire) {
@@ -815,24 +785,11 @@ impl DistributedSupervisorBuilder {
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;
-        let (endpoint, _) = Actor::spawn(None, DsupEndpoint, (group, actor.clone()))
-            .await
-            .map_err(err)?;
-        let mut member_events = node.subscribe();
-        let fwd = actor.clone();
-        tokio::spawn(async move {
-            loop {
-                match member_events.recv().await {
-                    Ok(e) => {
-                        if fwd.cast(DsupMsg::Member(e)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
-        });
+        let (endpoint, _) =
+            Actor::spawn(None, Endpoint::new(DsupMsg::Wire), (group, actor.clone()))
+                .await
+                .map_err(err)?;
+        forward_member_events(node, actor.clone(), DsupMsg::Member);
         let mut reg_events = registry.subscribe();
         let fwd = actor.clone();
         tokio::spawn(async move {

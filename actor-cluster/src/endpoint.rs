@@ -1,0 +1,86 @@
+//! Plumbing shared by the cluster's replicated services (membership, registry, distributed
+//! supervisor): a remote-facing endpoint actor, and the forwarding of membership events.
+
+use std::marker::PhantomData;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
+use tokio::sync::broadcast;
+
+use crate::membership::{MemberEvent, SCOPE};
+use crate::Node;
+
+/// An actor whose message type crosses nodes: it joins a pg group (in the cluster's scope), so
+/// its peers on other nodes find it, and hands everything it receives to a local actor (whose
+/// own message type carries local-only variants).
+pub(crate) struct Endpoint<W, L> {
+    wrap: fn(W) -> L,
+    _types: PhantomData<fn(W) -> L>,
+}
+
+impl<W, L> Endpoint<W, L> {
+    pub(crate) fn new(wrap: fn(W) -> L) -> Self {
+        Self {
+            wrap,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<W: Message, L: Message> Actor for Endpoint<W, L> {
+    type Msg = W;
+    type State = ActorRef<L>;
+    type Arguments = (String, ActorRef<L>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<W>,
+        (group, local): (String, ActorRef<L>),
+    ) -> Result<Self::State, ActorProcessingErr> {
+        ractor::pg::join_scoped(SCOPE.into(), group, vec![myself.get_cell()]);
+        Ok(local)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<W>,
+        msg: W,
+        local: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // The local actor stops only with its service; a message to a stopped one is moot.
+        let _ = local.cast((self.wrap)(msg));
+        Ok(())
+    }
+}
+
+/// Remote endpoints of a pg group in the cluster's scope (other nodes only).
+pub(crate) fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
+    ractor::pg::get_scoped_members(&SCOPE.to_string(), &group.to_owned())
+        .into_iter()
+        .filter(|c| !c.get_id().is_local())
+        .map(ActorRef::from)
+        .collect()
+}
+
+/// Forwards the node's membership events to `to` until it stops.
+pub(crate) fn forward_member_events<L: Message>(
+    node: &Node,
+    to: ActorRef<L>,
+    wrap: fn(MemberEvent) -> L,
+) {
+    let mut events = node.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if to.cast(wrap(e)).is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "membership events were missed");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
