@@ -110,13 +110,15 @@ impl Slot {
 }
 
 type Index = HashMap<String, Arc<Slot>, foldhash::fast::RandomState>;
+/// Called with every flag this node writes and its version.
+type Listener = Box<dyn Fn(&Flag, u64) + Send + Sync>;
 
 struct Inner {
     store: Arc<dyn FlagStore>,
     index: ArcSwap<Index>,
     /// Serializes index growth.
     grow: Mutex<()>,
-    listeners: Mutex<Vec<Box<dyn Fn(&Flag, u64) + Send + Sync>>>,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 /// A typed handle to one flag, resolved once: its check is the fast path.
