@@ -1,5 +1,6 @@
-//! Plumbing shared by the cluster's replicated services (membership, registry, distributed
-//! supervisor): a remote-facing endpoint actor, and the forwarding of membership events.
+//! Building blocks for services replicated on every node (membership, registry, distributed
+//! supervisor, and services of other crates such as the flag cache): a remote-facing endpoint
+//! actor, the lookup of its peers, and the forwarding of membership events.
 
 use std::marker::PhantomData;
 
@@ -9,16 +10,17 @@ use tokio::sync::broadcast;
 use crate::membership::{MemberEvent, SCOPE};
 use crate::Node;
 
-/// An actor whose message type crosses nodes: it joins a pg group (in the cluster's scope), so
-/// its peers on other nodes find it, and hands everything it receives to a local actor (whose
+/// An actor whose message type crosses nodes: spawned with `(group, local actor)`, it joins the
+/// pg group `group` (in the cluster's scope), so its peers on other nodes find it, and hands everything it receives to a local actor (whose
 /// own message type carries local-only variants).
-pub(crate) struct Endpoint<W, L> {
+pub struct Endpoint<W, L> {
     wrap: fn(W) -> L,
     _types: PhantomData<fn(W) -> L>,
 }
 
 impl<W, L> Endpoint<W, L> {
-    pub(crate) fn new(wrap: fn(W) -> L) -> Self {
+    /// An endpoint that wraps every message with `wrap` for the local actor.
+    pub fn new(wrap: fn(W) -> L) -> Self {
         Self {
             wrap,
             _types: PhantomData,
@@ -53,7 +55,7 @@ impl<W: Message, L: Message> Actor for Endpoint<W, L> {
 }
 
 /// Remote endpoints of a pg group in the cluster's scope (other nodes only).
-pub(crate) fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
+pub fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
     ractor::pg::get_scoped_members(&SCOPE.to_string(), &group.to_owned())
         .into_iter()
         .filter(|c| !c.get_id().is_local())
@@ -62,11 +64,7 @@ pub(crate) fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
 }
 
 /// Forwards the node's membership events to `to` until it stops.
-pub(crate) fn forward_member_events<L: Message>(
-    node: &Node,
-    to: ActorRef<L>,
-    wrap: fn(MemberEvent) -> L,
-) {
+pub fn forward_member_events<L: Message>(node: &Node, to: ActorRef<L>, wrap: fn(MemberEvent) -> L) {
     let mut events = node.subscribe();
     tokio::spawn(async move {
         loop {

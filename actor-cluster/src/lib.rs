@@ -37,7 +37,7 @@
 //! ```
 
 pub mod discovery;
-mod endpoint;
+pub mod endpoint;
 pub mod membership;
 mod node;
 pub mod registry;

@@ -11,9 +11,12 @@
 //!   version, and an older version never overwrites a newer one. With the store down, checks go
 //!   on from the cache and writes fail.
 //!
-//! Still to come (see the project's issues): the propagation of changes to every node's cache
-//! through the cluster, the HTTP admin API and the multi-node tests.
+//! * [`ClusterFlags`]: changes reach every node's cache through the cluster, with their version.
+//!
+//! Still to come (see the project's issues): the HTTP admin API and a listener on FWF's Redis
+//! channel for deployments without our cluster.
 
+pub mod cluster;
 pub mod gate;
 pub mod store;
 
@@ -25,6 +28,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+pub use cluster::ClusterFlags;
 pub use gate::{actor_score, validate_name, Flag, FlagActor, Gate, GateKey};
 pub use store::{FlagStore, RedisStore, SqlStore};
 
@@ -115,6 +119,8 @@ type Listener = Box<dyn Fn(&Flag, u64) + Send + Sync>;
 
 struct Inner {
     store: Arc<dyn FlagStore>,
+    /// Every install (local write, remote change, reload): flag name and version.
+    installed: tokio::sync::broadcast::Sender<(String, u64)>,
     index: ArcSwap<Index>,
     /// Serializes index growth.
     grow: Mutex<()>,
@@ -169,6 +175,7 @@ impl Flags {
             inner: Arc::new(Inner {
                 store,
                 index: ArcSwap::from_pointee(Index::default()),
+                installed: tokio::sync::broadcast::channel(4096).0,
                 grow: Mutex::new(()),
                 listeners: Mutex::new(Vec::new()),
             }),
@@ -244,6 +251,15 @@ impl Flags {
         (!f.gates.is_empty()).then(|| (*f).clone())
     }
 
+    /// The version of the cached state of `name` (0 before any).
+    pub fn version(&self, name: &str) -> u64 {
+        self.inner
+            .index
+            .load()
+            .get(name)
+            .map_or(0, |s| s.version.load(Ordering::Acquire))
+    }
+
     /// Every cached flag with gates.
     pub fn all_flags(&self) -> Vec<Flag> {
         let mut v: Vec<Flag> = self
@@ -269,7 +285,17 @@ impl Flags {
         if validate_name(&flag.name).is_err() {
             return false;
         }
-        self.slot(&flag.name).install(flag, version)
+        let name = flag.name.clone();
+        let done = self.slot(&name).install(flag, version);
+        if done {
+            let _ = self.inner.installed.send((name, version));
+        }
+        done
+    }
+
+    /// Every flag state installed in this cache from now on (name and version).
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<(String, u64)> {
+        self.inner.installed.subscribe()
     }
 
     /// Calls `f` with every flag this node writes, after the store accepted it (to broadcast it).
@@ -285,7 +311,9 @@ impl Flags {
             .await?
             .unwrap_or_else(|| Flag::new(name));
         let version = now_version();
-        self.slot(name).install(flag.clone(), version);
+        if self.slot(name).install(flag.clone(), version) {
+            let _ = self.inner.installed.send((name.to_owned(), version));
+        }
         for l in self.inner.listeners.lock().iter() {
             l(&flag, version);
         }
