@@ -1,6 +1,8 @@
 //! Gates and flags with fun_with_flags' semantics (sans-IO: no store, no clock, no RNG of its
 //! own; the %-of-time gate takes its random sample from the caller).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -75,7 +77,7 @@ impl Gate {
 /// Something a flag can be checked for (FWF's `Actor` protocol, plus `Group.in?`).
 pub trait FlagActor {
     /// A globally unique id, e.g. `"user:42"`.
-    fn flag_id(&self) -> String;
+    fn flag_id(&self) -> Cow<'_, str>;
 
     /// Whether the actor belongs to `group` (default: no group).
     fn in_group(&self, group: &str) -> bool {
@@ -85,14 +87,14 @@ pub trait FlagActor {
 }
 
 impl FlagActor for str {
-    fn flag_id(&self) -> String {
-        self.to_owned()
+    fn flag_id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
     }
 }
 
 impl FlagActor for String {
-    fn flag_id(&self) -> String {
-        self.clone()
+    fn flag_id(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self.as_str())
     }
 }
 
@@ -178,7 +180,7 @@ impl Flag {
         let id = actor.flag_id();
         for g in &self.gates {
             if let Gate::Actor { id: gid, enabled } = g {
-                if *gid == id {
+                if gid.as_str() == id.as_ref() {
                     return *enabled;
                 }
             }
@@ -231,8 +233,8 @@ mod tests {
     }
 
     impl FlagActor for User {
-        fn flag_id(&self) -> String {
-            format!("user:{}", self.id)
+        fn flag_id(&self) -> Cow<'_, str> {
+            Cow::Owned(format!("user:{}", self.id))
         }
         fn in_group(&self, group: &str) -> bool {
             self.groups.contains(&group)

@@ -18,6 +18,7 @@
 
 pub mod cluster;
 pub mod gate;
+pub mod process;
 pub mod store;
 
 use std::collections::HashMap;
