@@ -13,9 +13,12 @@
 //!
 //! * [`ClusterFlags`]: changes reach every node's cache through the cluster, with their version.
 //!
-//! Still to come (see the project's issues): the HTTP admin API and a listener on FWF's Redis
-//! channel for deployments without our cluster.
+//! * [`admin`]: the HTTP admin API (JSON), behind a token or basic auth.
+//!
+//! Still to come (see the project's issues): a listener on FWF's Redis channel for deployments
+//! without our cluster.
 
+pub mod admin;
 pub mod cluster;
 pub mod gate;
 pub mod process;
