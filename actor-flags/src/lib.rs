@@ -15,13 +15,14 @@
 //!
 //! * [`admin`]: the HTTP admin API (JSON), behind a token or basic auth.
 //!
-//! Still to come (see the project's issues): a listener on FWF's Redis channel for deployments
-//! without our cluster.
+//! * [`redis_channel`]: FWF's Redis change channel, for deployments without our cluster or
+//!   shared with fun_with_flags nodes.
 
 pub mod admin;
 pub mod cluster;
 pub mod gate;
 pub mod process;
+pub mod redis_channel;
 pub mod store;
 
 use std::collections::HashMap;
@@ -262,6 +263,22 @@ impl Flags {
             .load()
             .get(name)
             .map_or(0, |s| s.version.load(Ordering::Acquire))
+    }
+
+    /// Re-reads one flag from the store into the cache.
+    pub async fn refresh(&self, name: &str) -> Result<(), FlagError> {
+        validate_name(name)?;
+        let version = now_version();
+        let flag = self
+            .inner
+            .store
+            .get(name)
+            .await?
+            .unwrap_or_else(|| Flag::new(name));
+        if self.slot(name).install(flag, version) {
+            let _ = self.inner.installed.send((name.to_owned(), version));
+        }
+        Ok(())
     }
 
     /// Every cached flag with gates.
