@@ -109,6 +109,9 @@ pub(crate) enum RegWire {
     /// "Owner, send your full state."
     Pull(Owner),
     Full(Owner, u64, Vec<Registration>),
+    /// Answered once everything the sender sent before it has been applied (the messages of
+    /// one sender to one replica arrive in order).
+    Flush(RpcReplyPort<()>),
 }
 
 #[derive(LocalMessage)]
@@ -385,6 +388,9 @@ impl Actor for RegActor {
                     Self::broadcast_full(st);
                 }
             }
+            RegMsg::Wire(RegWire::Flush(reply)) => {
+                let _ = reply.send(());
+            }
             RegMsg::Wire(RegWire::Full(owner, version, regs)) => {
                 let changes = st.core.apply_full(&owner, version, regs);
                 if owner.node != st.shared.me.node {
@@ -654,6 +660,19 @@ impl Registry {
     /// order.
     pub fn take_removed_meta(&self, name: &str) -> Option<Vec<u8>> {
         self.shared.removed_meta.lock().remove(name)
+    }
+
+    /// Waits (at most `timeout`) until every other replica has applied everything this replica
+    /// sent it so far: call before a node shuts down, so its last changes are not lost with its
+    /// connections.
+    pub async fn flush(&self, timeout: Duration) {
+        let calls: Vec<_> = remote_members::<RegWire>(&format!("registry:{}", self.shared.name))
+            .into_iter()
+            .map(|ep| async move {
+                let _ = ep.call(RegWire::Flush, Some(timeout)).await;
+            })
+            .collect();
+        let _ = tokio::time::timeout(timeout, futures::future::join_all(calls)).await;
     }
 
     /// Whether this replica has received the state of node `node` since it came up.

@@ -1035,6 +1035,9 @@ impl DistributedSupervisor {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // The handed-off states and the unregistrations must reach every node before this node
+        // closes its connections.
+        self.inner.registry.flush(Duration::from_secs(5)).await;
         Ok(())
     }
 
