@@ -224,31 +224,42 @@ impl SqlStore {
     }
 }
 
+/// Runs `$body` with `$p` bound to the pool, whichever database it is. The SQL is written once
+/// with `$1, $2, ...` placeholders: Postgres numbers them, and SQLite takes `$N` as named
+/// parameters numbered in order of first appearance, which is the same when each appears once,
+/// in order.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            SqlPool::Sqlite($p) => $body,
+            SqlPool::Postgres($p) => $body,
+        }
+    };
+}
+
+const SELECT_ONE: &str =
+    "SELECT flag_name, gate_type, target, enabled FROM fun_with_flags_toggles WHERE flag_name = $1 ORDER BY id";
+const SELECT_ALL: &str =
+    "SELECT flag_name, gate_type, target, enabled FROM fun_with_flags_toggles ORDER BY flag_name, id";
+const DELETE_PERCENTAGE: &str =
+    "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = 'percentage'";
+const UPSERT: &str = "INSERT INTO fun_with_flags_toggles (flag_name, gate_type, target, enabled) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (flag_name, gate_type, target) DO UPDATE SET enabled = excluded.enabled";
+const DELETE_GATE: &str =
+    "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = $2 AND ($3 OR target = $4)";
+const DELETE_FLAG: &str = "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1";
+
 impl FlagStore for SqlStore {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Flag>, FlagError>> {
         Box::pin(async move {
-            let rows: Vec<(String, String, String, bool)> = match &self.pool {
-                SqlPool::Sqlite(p) => sqlx::query(
-                    "SELECT flag_name, gate_type, target, enabled FROM fun_with_flags_toggles WHERE flag_name = ? ORDER BY id",
-                )
+            let rows: Vec<(String, String, String, bool)> = on_pool!(&self.pool, p => sqlx::query(SELECT_ONE)
                 .bind(name)
                 .fetch_all(p)
                 .await
                 .map_err(store_err)?
                 .into_iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect(),
-                SqlPool::Postgres(p) => sqlx::query(
-                    "SELECT flag_name, gate_type, target, enabled FROM fun_with_flags_toggles WHERE flag_name = $1 ORDER BY id",
-                )
-                .bind(name)
-                .fetch_all(p)
-                .await
-                .map_err(store_err)?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect(),
-            };
+                .collect());
             Ok(collect(rows).into_iter().next())
         })
     }
@@ -256,20 +267,16 @@ impl FlagStore for SqlStore {
     fn put<'a>(&'a self, name: &'a str, gate: &'a Gate) -> BoxFuture<'a, Result<(), FlagError>> {
         Box::pin(async move {
             let (gate_type, target, enabled) = sql_row(gate);
-            match &self.pool {
-                SqlPool::Sqlite(p) => {
-                    let mut tx = p.begin().await.map_err(store_err)?;
-                    if gate_type == "percentage" {
-                        sqlx::query("DELETE FROM fun_with_flags_toggles WHERE flag_name = ? AND gate_type = 'percentage'")
-                            .bind(name)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(store_err)?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO fun_with_flags_toggles (flag_name, gate_type, target, enabled) VALUES (?, ?, ?, ?)
-                         ON CONFLICT (flag_name, gate_type, target) DO UPDATE SET enabled = excluded.enabled",
-                    )
+            on_pool!(&self.pool, p => {
+                let mut tx = p.begin().await.map_err(store_err)?;
+                if gate_type == "percentage" {
+                    sqlx::query(DELETE_PERCENTAGE)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                }
+                sqlx::query(UPSERT)
                     .bind(name)
                     .bind(gate_type)
                     .bind(&target)
@@ -277,31 +284,8 @@ impl FlagStore for SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(store_err)?;
-                    tx.commit().await.map_err(store_err)?;
-                }
-                SqlPool::Postgres(p) => {
-                    let mut tx = p.begin().await.map_err(store_err)?;
-                    if gate_type == "percentage" {
-                        sqlx::query("DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = 'percentage'")
-                            .bind(name)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(store_err)?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO fun_with_flags_toggles (flag_name, gate_type, target, enabled) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (flag_name, gate_type, target) DO UPDATE SET enabled = excluded.enabled",
-                    )
-                    .bind(name)
-                    .bind(gate_type)
-                    .bind(&target)
-                    .bind(enabled)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_err)?;
-                    tx.commit().await.map_err(store_err)?;
-                }
-            }
+                tx.commit().await.map_err(store_err)?;
+            });
             Ok(())
         })
     }
@@ -315,11 +299,8 @@ impl FlagStore for SqlStore {
             let (gate_type, target) = key_row(key);
             let target = target.unwrap_or_default();
             let any_target = target.is_empty();
-            match &self.pool {
-                SqlPool::Sqlite(p) => {
-                    sqlx::query(
-                        "DELETE FROM fun_with_flags_toggles WHERE flag_name = ? AND gate_type = ? AND (? OR target = ?)",
-                    )
+            on_pool!(&self.pool, p => {
+                sqlx::query(DELETE_GATE)
                     .bind(name)
                     .bind(gate_type)
                     .bind(any_target)
@@ -327,65 +308,29 @@ impl FlagStore for SqlStore {
                     .execute(p)
                     .await
                     .map_err(store_err)?;
-                }
-                SqlPool::Postgres(p) => {
-                    sqlx::query(
-                        "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = $2 AND ($3 OR target = $4)",
-                    )
-                    .bind(name)
-                    .bind(gate_type)
-                    .bind(any_target)
-                    .bind(&target)
-                    .execute(p)
-                    .await
-                    .map_err(store_err)?;
-                }
-            }
+            });
             Ok(())
         })
     }
 
     fn delete_flag<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), FlagError>> {
         Box::pin(async move {
-            match &self.pool {
-                SqlPool::Sqlite(p) => {
-                    sqlx::query("DELETE FROM fun_with_flags_toggles WHERE flag_name = ?")
-                        .bind(name)
-                        .execute(p)
-                        .await
-                        .map_err(store_err)?;
-                }
-                SqlPool::Postgres(p) => {
-                    sqlx::query("DELETE FROM fun_with_flags_toggles WHERE flag_name = $1")
-                        .bind(name)
-                        .execute(p)
-                        .await
-                        .map_err(store_err)?;
-                }
-            }
+            on_pool!(&self.pool, p => {
+                sqlx::query(DELETE_FLAG).bind(name).execute(p).await.map_err(store_err)?;
+            });
             Ok(())
         })
     }
 
     fn all_flags(&self) -> BoxFuture<'_, Result<Vec<Flag>, FlagError>> {
         Box::pin(async move {
-            let q = "SELECT flag_name, gate_type, target, enabled FROM fun_with_flags_toggles ORDER BY flag_name, id";
-            let rows: Vec<(String, String, String, bool)> = match &self.pool {
-                SqlPool::Sqlite(p) => sqlx::query(q)
-                    .fetch_all(p)
-                    .await
-                    .map_err(store_err)?
-                    .into_iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                    .collect(),
-                SqlPool::Postgres(p) => sqlx::query(q)
-                    .fetch_all(p)
-                    .await
-                    .map_err(store_err)?
-                    .into_iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                    .collect(),
-            };
+            let rows: Vec<(String, String, String, bool)> = on_pool!(&self.pool, p => sqlx::query(SELECT_ALL)
+                .fetch_all(p)
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect());
             Ok(collect(rows))
         })
     }

@@ -8,6 +8,9 @@
     clippy::print_stdout
 )]
 
+mod common;
+
+use common::OwnRedis;
 use std::time::{Duration, Instant};
 
 use actor_cluster::testkit::{wait_until, TestNode};
@@ -91,44 +94,6 @@ async fn a_change_reaches_every_node_and_a_restarted_node_serves_current_flags()
         check(&nodes[4], "checkout_v2").await,
         "the restarted node serves the current flags"
     );
-}
-
-/// A Redis server of the test's own, so the test can stop it.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        Self { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,10 @@
 //! our writes produce exactly FWF's layout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::OwnRedis;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -319,44 +323,6 @@ async fn invalid_input_is_a_typed_error() {
         Err(FlagError::InvalidTarget(_))
     ));
     assert!(flags.handle("a b").is_err());
-}
-
-/// A Redis server of the test's own on a port the OS picks, so the test can stop it.
-struct OwnRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        Self { child, port }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
