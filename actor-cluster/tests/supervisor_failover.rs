@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use actor_cluster::testkit::{wait_until, TestNode};
@@ -22,43 +22,9 @@ async fn which(n: &TestNode) -> Which {
     serde_json::from_value(n.custom("dsup_which", json!({})).await.unwrap()).unwrap()
 }
 
-async fn local(n: &TestNode) -> Vec<String> {
-    serde_json::from_value(n.custom("dsup_local", json!({})).await.unwrap()).unwrap()
-}
-
-/// Waits until every node's supervisor knows every node's kinds.
-async fn wait_eligible(nodes: &[TestNode]) {
-    for n in nodes {
-        wait_until(
-            &format!("{} knows every supervisor", n.name()),
-            Duration::from_secs(5),
-            || async {
-                let v: Vec<String> =
-                    serde_json::from_value(n.custom("dsup_eligible", json!({})).await?)
-                        .unwrap_or_default();
-                Ok(v.len() == nodes.len())
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
 /// Every id runs on exactly one of `nodes` (by their own account), and all `ids` run.
 async fn exactly_once(nodes: &[&TestNode], ids: &BTreeSet<String>) -> Result<(), String> {
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for n in nodes {
-        for id in local(n).await {
-            if let Some(other) = seen.insert(id.clone(), n.name().to_string()) {
-                return Err(format!("{id} runs on {other} and {}", n.name()));
-            }
-        }
-    }
-    let running: BTreeSet<String> = seen.into_keys().collect();
-    if &running != ids {
-        return Err(format!("{} of {} children run", running.len(), ids.len()));
-    }
-    Ok(())
+    placement(nodes, ids).await.map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +33,7 @@ async fn kill_9_of_a_node_restarts_its_children_on_the_survivors_exactly_once() 
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
     let n = 1000u64;
     let ids: BTreeSet<String> = (0..n).map(|i| format!("c{i}")).collect();
-    wait_eligible(&nodes).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
     nodes[0]
         .custom("dsup_start_many", json!({"prefix": "c", "count": n}))
         .await
@@ -131,7 +97,7 @@ async fn kill_9_of_a_node_restarts_its_children_on_the_survivors_exactly_once() 
 async fn a_frozen_node_s_children_move_and_duplicates_resolve_after_it_thaws() {
     let mut nodes = chain(3, &[]).await;
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
-    wait_eligible(&nodes).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
     let n = 60u64;
     let ids: BTreeSet<String> = (0..n).map(|i| format!("f{i}")).collect();
     nodes[0]
@@ -172,7 +138,7 @@ async fn a_frozen_node_s_children_move_and_duplicates_resolve_after_it_thaws() {
 async fn a_crash_looping_child_fails_alone() {
     let mut nodes = chain(2, &[]).await;
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
-    wait_eligible(&nodes).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
     nodes[0]
         .custom("dsup_start_many", json!({"prefix": "ok", "count": 4}))
         .await

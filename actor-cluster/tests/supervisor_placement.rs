@@ -17,46 +17,6 @@ use actor_cluster::testkit::{unix_ns, wait_until, TestNode};
 use common::*;
 use serde_json::json;
 
-async fn local(n: &TestNode) -> Vec<String> {
-    serde_json::from_value(n.custom("dsup_local", json!({})).await.unwrap()).unwrap()
-}
-
-async fn wait_eligible(nodes: &[&TestNode], count: usize) {
-    for n in nodes {
-        wait_until(
-            &format!("{} knows every supervisor", n.name()),
-            Duration::from_secs(5),
-            || async {
-                let v: Vec<String> =
-                    serde_json::from_value(n.custom("dsup_eligible", json!({})).await?)
-                        .unwrap_or_default();
-                Ok(v.len() == count)
-            },
-        )
-        .await
-        .unwrap();
-    }
-}
-
-/// Where each id runs, by the nodes' own account; an error if an id runs twice or is missing.
-async fn placement(
-    nodes: &[&TestNode],
-    ids: &BTreeSet<String>,
-) -> Result<BTreeMap<String, String>, String> {
-    let mut seen = BTreeMap::new();
-    for n in nodes {
-        for id in local(n).await {
-            if let Some(other) = seen.insert(id.clone(), n.name().to_string()) {
-                return Err(format!("{id} runs on {other} and {}", n.name()));
-            }
-        }
-    }
-    if seen.keys().cloned().collect::<BTreeSet<_>>() != *ids {
-        return Err(format!("{} of {} run", seen.len(), ids.len()));
-    }
-    Ok(seen)
-}
-
 /// Waits until every node is settled (no start, stop or move pending) and every child runs
 /// exactly once; returns where each runs.
 async fn wait_placed(

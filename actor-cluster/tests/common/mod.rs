@@ -8,11 +8,12 @@
     clippy::print_stdout
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use actor_cluster::testkit::{wait_until, TestNode};
 use actor_cluster::{DownReason, MemberEvent};
+use serde_json::json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cluster-testnode");
 
@@ -96,4 +97,47 @@ pub async fn wait_events(
     })
     .await
     .unwrap();
+}
+
+/// The distributed supervisor's children running on `n`, by its own account.
+pub async fn local(n: &TestNode) -> Vec<String> {
+    serde_json::from_value(n.custom("dsup_local", json!({})).await.unwrap()).unwrap()
+}
+
+/// Waits until every node's supervisor knows the kinds of `count` supervisors.
+pub async fn wait_eligible(nodes: &[&TestNode], count: usize) {
+    for n in nodes {
+        wait_until(
+            &format!("{} knows every supervisor", n.name()),
+            Duration::from_secs(5),
+            || async {
+                let v: Vec<String> =
+                    serde_json::from_value(n.custom("dsup_eligible", json!({})).await?)
+                        .unwrap_or_default();
+                Ok(v.len() == count)
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Where each id runs, by the nodes' own account; an error if an id runs twice or one of `ids`
+/// runs nowhere (or an unexpected id runs).
+pub async fn placement(
+    nodes: &[&TestNode],
+    ids: &BTreeSet<String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut seen = BTreeMap::new();
+    for n in nodes {
+        for id in local(n).await {
+            if let Some(other) = seen.insert(id.clone(), n.name().to_string()) {
+                return Err(format!("{id} runs on {other} and {}", n.name()));
+            }
+        }
+    }
+    if seen.keys().cloned().collect::<BTreeSet<_>>() != *ids {
+        return Err(format!("{} of {} run", seen.len(), ids.len()));
+    }
+    Ok(seen)
 }
