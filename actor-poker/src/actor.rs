@@ -79,6 +79,9 @@ pub enum StandingsUpdate {
 pub enum RankingMsg {
     /// A hand finished (sent after it was written).
     Hand(HandFinished),
+    /// Several finished hands in one message (a forwarder that coalesces events pays the
+    /// mailbox and network cost once per batch).
+    Hands(Vec<HandFinished>),
     /// Rows `offset..offset + limit` of the standings.
     Standings(u32, u32, RpcReplyPort<Vec<StandingRow>>),
     /// A player's row.
@@ -188,6 +191,26 @@ impl RankingState {
         Ok(())
     }
 
+    fn apply(&mut self, events: &[HandFinished]) {
+        let Some(r) = self.ranking.as_mut() else {
+            return;
+        };
+        for ev in events {
+            match r.apply(ev) {
+                Ok(Applied::New(_)) => self.summary.applied += 1,
+                Ok(Applied::Duplicate) => self.summary.duplicates += 1,
+                Err(e) => {
+                    tracing::warn!(tournament = self.args.tournament, error = %e, "event refused");
+                }
+            }
+        }
+        if r.seqs().has_gap() {
+            self.gap_since.get_or_insert_with(Instant::now);
+        } else {
+            self.gap_since = None;
+        }
+    }
+
     fn refresh_summary(&mut self) {
         if let Some(r) = &self.ranking {
             self.summary.players = r.players();
@@ -264,23 +287,8 @@ impl Actor for TournamentRanking {
         st: &mut RankingState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RankingMsg::Hand(ev) => {
-                let Some(r) = st.ranking.as_mut() else {
-                    return Ok(());
-                };
-                match r.apply(&ev) {
-                    Ok(Applied::New(_)) => st.summary.applied += 1,
-                    Ok(Applied::Duplicate) => st.summary.duplicates += 1,
-                    Err(e) => {
-                        tracing::warn!(tournament = st.args.tournament, error = %e, "event refused");
-                    }
-                }
-                if r.seqs().has_gap() {
-                    st.gap_since.get_or_insert_with(Instant::now);
-                } else {
-                    st.gap_since = None;
-                }
-            }
+            RankingMsg::Hand(ev) => st.apply(std::slice::from_ref(&ev)),
+            RankingMsg::Hands(evs) => st.apply(&evs),
             RankingMsg::Standings(offset, limit, reply) => {
                 let rows = st
                     .ranking
@@ -297,9 +305,10 @@ impl Actor for TournamentRanking {
                 let _ = reply.send(st.summary);
             }
             RankingMsg::Finish(final_seq, reply) => {
-                let complete = st.ranking.as_ref().is_some_and(|r| {
-                    r.seqs().through() >= final_seq && !r.seqs().has_gap()
-                });
+                let complete = st
+                    .ranking
+                    .as_ref()
+                    .is_some_and(|r| r.seqs().through() >= final_seq && !r.seqs().has_gap());
                 if !complete {
                     st.load().await?;
                 }
@@ -368,6 +377,41 @@ impl NaiveState {
     }
 }
 
+impl NaiveState {
+    async fn on_event(&mut self, ev: &HandFinished) -> Result<(), ActorProcessingErr> {
+        let st = self;
+        st.recompute().await?;
+        st.summary.applied += 1;
+        if has_subscribers(st.args.tournament) {
+            let touched: std::collections::HashSet<u32> = ev
+                .stacks
+                .iter()
+                .map(|s| s.player)
+                .chain(ev.busted.iter().map(|b| b.player))
+                .collect();
+            publish(StandingsDelta {
+                tournament: st.args.tournament,
+                through: st.summary.through,
+                alive: st.summary.alive,
+                top: st
+                    .standings
+                    .iter()
+                    .take(st.args.options.top_n as usize)
+                    .copied()
+                    .collect(),
+                changed: st
+                    .standings
+                    .iter()
+                    .filter(|r| touched.contains(&r.player))
+                    .copied()
+                    .collect(),
+                finished: false,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Actor for NaiveRanking {
     type Msg = RankingMsg;
     type State = NaiveState;
@@ -397,36 +441,12 @@ impl Actor for NaiveRanking {
         st: &mut NaiveState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RankingMsg::Hand(ev) => {
-                st.recompute().await?;
-                st.summary.applied += 1;
-                if has_subscribers(st.args.tournament) {
-                    let touched: std::collections::HashSet<u32> = ev
-                        .stacks
-                        .iter()
-                        .map(|s| s.player)
-                        .chain(ev.busted.iter().map(|b| b.player))
-                        .collect();
-                    publish(StandingsDelta {
-                        tournament: st.args.tournament,
-                        through: st.summary.through,
-                        alive: st.summary.alive,
-                        top: st
-                            .standings
-                            .iter()
-                            .take(st.args.options.top_n as usize)
-                            .copied()
-                            .collect(),
-                        changed: st
-                            .standings
-                            .iter()
-                            .filter(|r| touched.contains(&r.player))
-                            .copied()
-                            .collect(),
-                        finished: false,
-                    });
+            RankingMsg::Hands(evs) => {
+                for ev in evs {
+                    st.on_event(&ev).await?;
                 }
             }
+            RankingMsg::Hand(ev) => st.on_event(&ev).await?,
             RankingMsg::Standings(offset, limit, reply) => {
                 let rows = st
                     .standings

@@ -107,9 +107,11 @@ pub async fn play_tournament(
             .busted
             .fetch_add(w.event.busted.len() as u64, Ordering::Relaxed);
         let event = w.event;
-        dsup.cast_child(&id, opts.deliver_timeout, || RankingMsg::Hand(event.clone()))
-            .await
-            .map_err(cluster)?;
+        dsup.cast_child(&id, opts.deliver_timeout, || {
+            RankingMsg::Hand(event.clone())
+        })
+        .await
+        .map_err(cluster)?;
         progress.delivered.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = opts.hand_delay {
             tokio::time::sleep(d).await;
@@ -117,7 +119,9 @@ pub async fn play_tournament(
     }
     let final_seq = sim.seq();
     let ranking = dsup
-        .call_child(&id, opts.deliver_timeout, |r| RankingMsg::Finish(final_seq, r))
+        .call_child(&id, opts.deliver_timeout, |r| {
+            RankingMsg::Finish(final_seq, r)
+        })
         .await
         .map_err(cluster)?
         .map_err(PokerError::Db)?;

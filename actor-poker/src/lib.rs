@@ -27,12 +27,12 @@ pub mod ranking;
 pub mod sim;
 pub mod store;
 
+pub use actor::{
+    ranking_child, ranking_kind, subscribe, NaiveRanking, RankingMsg, RankingOptions,
+    StandingsUpdate, TournamentRanking, NAIVE_KIND, RANKING_KIND,
+};
 pub use model::{HandFinished, StandingRow, TableDoc, TournamentSnapshot};
 pub use ranking::Ranking;
-pub use actor::{
-    ranking_child, ranking_kind, subscribe, NaiveRanking, RankingMsg, RankingOptions, StandingsUpdate,
-    TournamentRanking, NAIVE_KIND, RANKING_KIND,
-};
 pub use sim::{SimConfig, TournamentSim};
 pub use store::PokerStore;
 

@@ -257,7 +257,7 @@ impl TournamentSnapshot {
                 ))
             })
             .collect();
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         rows.into_iter()
             .enumerate()
             .map(|(i, (_, mut r))| {

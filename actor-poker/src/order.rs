@@ -143,10 +143,15 @@ impl OrderStat {
             return false;
         }
         let i = self.block_for(key);
-        let block = &mut self.blocks[i];
-        let Ok(pos) = block.binary_search(&key) else {
+        let Ok(pos) = self.blocks[i].binary_search(&key) else {
             return false;
         };
+        self.remove_at(i, pos);
+        true
+    }
+
+    fn remove_at(&mut self, i: usize, pos: usize) {
+        let block = &mut self.blocks[i];
         block.remove(pos);
         self.len -= 1;
         if block.is_empty() {
@@ -157,6 +162,53 @@ impl OrderStat {
                 self.maxes[i] = block[pos - 1];
             }
             self.tree_add(i, -1);
+        }
+    }
+
+    /// Replaces `old` by `new` (false, and no change, if `old` is absent or `new` present).
+    /// When both belong to the same block, only the keys between them move and the index is
+    /// untouched: the common case of a stack that changes a little.
+    pub fn replace(&mut self, old: u128, new: u128) -> bool {
+        if old == new || self.blocks.is_empty() {
+            return old == new && self.rank(old).is_some();
+        }
+        let i = self.block_for(old);
+        let Ok(p) = self.blocks[i].binary_search(&old) else {
+            return false;
+        };
+        // `new` may stay in this block if it sorts after the previous block and before the
+        // next one.
+        let fits = (i == 0 || new > self.maxes[i - 1])
+            && self
+                .blocks
+                .get(i + 1)
+                .is_none_or(|b| b.first().is_none_or(|f| new < *f));
+        if !fits {
+            self.remove_at(i, p);
+            if self.insert(new) {
+                return true;
+            }
+            self.insert(old);
+            return false;
+        }
+        let block = &mut self.blocks[i];
+        if new > old {
+            let q = match block[p + 1..].binary_search(&new) {
+                Ok(_) => return false,
+                Err(k) => p + k,
+            };
+            block.copy_within(p + 1..=q, p);
+            block[q] = new;
+        } else {
+            let q = match block[..p].binary_search(&new) {
+                Ok(_) => return false,
+                Err(q) => q,
+            };
+            block.copy_within(q..p, q + 1);
+            block[q] = new;
+        }
+        if let Some(last) = block.last() {
+            self.maxes[i] = *last;
         }
         true
     }
@@ -222,7 +274,16 @@ mod tests {
             let mut s = OrderStat::new();
             let mut r = BTreeSet::new();
             for (ins, k) in ops {
-                if ins {
+                if ins && k % 3 == 0 && !r.is_empty() {
+                    // A replace of the n-th key by k.
+                    let old = *r.iter().nth((k as usize * 7) % r.len()).unwrap();
+                    let ok = old == k || !r.contains(&k);
+                    prop_assert_eq!(s.replace(old, k), ok);
+                    if ok {
+                        r.remove(&old);
+                        r.insert(k);
+                    }
+                } else if ins {
                     prop_assert_eq!(s.insert(k), r.insert(k));
                 } else {
                     prop_assert_eq!(s.remove(k), r.remove(&k));

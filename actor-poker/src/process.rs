@@ -47,7 +47,10 @@ pub async fn start_supervisor(
     options: RankingOptions,
 ) -> Result<DistributedSupervisor, actor_cluster::ClusterError> {
     DistributedSupervisor::builder(SUPERVISOR)
-        .kind(RANKING_KIND, ranking_kind(store.clone(), options.clone(), false))
+        .kind(
+            RANKING_KIND,
+            ranking_kind(store.clone(), options.clone(), false),
+        )
         .kind(NAIVE_KIND, ranking_kind(store.clone(), options, true))
         .start(node)
         .await

@@ -8,7 +8,7 @@
 //! sequence numbers seen so far also tell which writes are still missing, so the owner knows
 //! when it must re-read the database.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::model::{
     key_player, sort_key, HandFinished, PlayerState, StandingRow, TournamentSnapshot,
@@ -33,6 +33,10 @@ impl SeqTracker {
 
     /// Records `seq`; false if it was already known.
     pub fn insert(&mut self, seq: u64) -> bool {
+        if seq == self.through + 1 && self.above.is_empty() {
+            self.through = seq;
+            return true;
+        }
         if seq <= self.through || !self.above.insert(seq) {
             return false;
         }
@@ -104,7 +108,7 @@ pub struct Ranking {
     tournament: u64,
     players: Vec<PlayerState>,
     order: OrderStat,
-    tables: HashMap<u32, TableProgress>,
+    tables: Vec<TableProgress>,
     seqs: SeqTracker,
     alive: u32,
     final_seq: Option<u64>,
@@ -132,19 +136,19 @@ impl Ranking {
             .enumerate()
             .map(|(i, p)| sort_key(i as u32, p))
             .collect();
-        let tables = snap
-            .tables
-            .iter()
-            .map(|t| {
-                (
-                    t.table,
-                    TableProgress {
-                        hand_no: t.hand_no,
-                        seq: t.seq,
-                    },
-                )
-            })
-            .collect();
+        let mut tables = Vec::new();
+        for t in &snap.tables {
+            let i = t.table as usize;
+            if i < players.len().max(1) {
+                if tables.len() <= i {
+                    tables.resize(i + 1, TableProgress::default());
+                }
+                tables[i] = TableProgress {
+                    hand_no: t.hand_no,
+                    seq: t.seq,
+                };
+            }
+        }
         let alive = players.iter().filter(|p| p.bust.is_none()).count() as u32;
         Self {
             tournament: snap.info.id,
@@ -192,7 +196,10 @@ impl Ranking {
 
     /// A table's latest hand.
     pub fn table(&self, table: u32) -> Option<TableProgress> {
-        self.tables.get(&table).copied()
+        self.tables
+            .get(table as usize)
+            .copied()
+            .filter(|t| t.seq > 0)
     }
 
     /// Applies a finished hand. O(k log n) for the k players it touched; nothing is applied if
@@ -208,7 +215,14 @@ impl Ranking {
             return Err(RankingError::Malformed("sequence number out of range"));
         }
         let n = self.players.len() as u32;
+        // A tournament never has more tables than players.
+        if ev.table >= n.max(1) {
+            return Err(RankingError::Malformed("table number out of range"));
+        }
         for s in &ev.stacks {
+            if s.table >= n.max(1) {
+                return Err(RankingError::Malformed("table number out of range"));
+            }
             if s.player >= n {
                 return Err(RankingError::UnknownPlayer(s.player));
             }
@@ -224,7 +238,11 @@ impl Ranking {
         if !self.seqs.insert(ev.seq) {
             return Ok(Applied::Duplicate);
         }
-        let t = self.tables.entry(ev.table).or_default();
+        let ti = ev.table as usize;
+        if self.tables.len() <= ti {
+            self.tables.resize(ti + 1, TableProgress::default());
+        }
+        let t = &mut self.tables[ti];
         if ev.seq > t.seq {
             *t = TableProgress {
                 hand_no: ev.hand_no,
@@ -267,8 +285,7 @@ impl Ranking {
         }
         let (old_key, new_key) = (sort_key(player, &cur), sort_key(player, &new));
         if old_key != new_key {
-            self.order.remove(old_key);
-            self.order.insert(new_key);
+            self.order.replace(old_key, new_key);
             self.changed.push(player);
         } else if new.table != cur.table {
             self.changed.push(player);
@@ -336,8 +353,7 @@ impl Ranking {
     pub fn heap_bytes(&self) -> usize {
         self.players.capacity() * std::mem::size_of::<PlayerState>()
             + self.order.heap_bytes()
-            + self.tables.capacity()
-                * (std::mem::size_of::<(u32, TableProgress)>() + std::mem::size_of::<u64>())
+            + self.tables.capacity() * std::mem::size_of::<TableProgress>()
             + self.changed.capacity() * 4
     }
 }

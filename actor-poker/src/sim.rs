@@ -221,7 +221,10 @@ impl TournamentSim {
     fn big_blind(&self) -> u64 {
         let level = (self.seq.saturating_sub(1)) / self.cfg.hands_per_level.max(1);
         let mut bb = (self.cfg.starting_stack / 100).max(2);
-        let cap = self.cfg.starting_stack.saturating_mul(u64::from(self.cfg.players));
+        let cap = self
+            .cfg
+            .starting_stack
+            .saturating_mul(u64::from(self.cfg.players));
         for _ in 0..level {
             bb = (bb.saturating_mul(3) / 2).min(cap);
         }
@@ -475,7 +478,11 @@ mod tests {
         while let Some(w) = sim.play_hand() {
             hands += 1;
             busts += w.event.busted.len();
-            let chips: u64 = sim.tables().flat_map(|t| t.seats.iter()).map(|s| s.stack).sum();
+            let chips: u64 = sim
+                .tables()
+                .flat_map(|t| t.seats.iter())
+                .map(|s| s.stack)
+                .sum();
             assert_eq!(chips, total);
             for t in sim.tables().filter(|t| !t.closed) {
                 assert!(t.seats.len() <= 9);

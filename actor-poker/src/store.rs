@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use crate::model::{
-    StandingRow, TableDoc, TournamentInfo, TournamentSnapshot, TournamentStatus,
-};
+use crate::model::{StandingRow, TableDoc, TournamentInfo, TournamentSnapshot, TournamentStatus};
 use crate::sim::HandWrite;
 use crate::PokerError;
 
@@ -56,6 +54,9 @@ macro_rules! on_pool {
     };
 }
 
+/// A `poker_tournaments` row as sqlx decodes it.
+type TournamentRow = (i64, String, i32, i64, String, i64);
+
 const TOURNAMENT_COLS: &str = "id, name, players, starting_stack, status, seq";
 
 fn to_i64(v: u64) -> Result<i64, PokerError> {
@@ -63,7 +64,7 @@ fn to_i64(v: u64) -> Result<i64, PokerError> {
 }
 
 fn info_from(
-    (id, name, players, stack, status, seq): (i64, String, i32, i64, String, i64),
+    (id, name, players, stack, status, seq): TournamentRow,
 ) -> Result<TournamentInfo, PokerError> {
     Ok(TournamentInfo {
         id: u64::try_from(id).map_err(corrupt)?,
@@ -271,7 +272,7 @@ impl PokerStore {
     /// A tournament's row.
     pub async fn tournament(&self, id: u64) -> Result<TournamentInfo, PokerError> {
         let sql = format!("SELECT {TOURNAMENT_COLS} FROM poker_tournaments WHERE id = $1");
-        let row: Option<(i64, String, i32, i64, String, i64)> = on_pool!(&self.pool, p => {
+        let row: Option<TournamentRow> = on_pool!(&self.pool, p => {
             sqlx::query_as(&sql).bind(to_i64(id)?).fetch_optional(p).await.map_err(db)?
         });
         info_from(row.ok_or(PokerError::NoTournament(id))?)
@@ -280,7 +281,7 @@ impl PokerStore {
     /// Every tournament, by id.
     pub async fn tournaments(&self) -> Result<Vec<TournamentInfo>, PokerError> {
         let sql = format!("SELECT {TOURNAMENT_COLS} FROM poker_tournaments ORDER BY id");
-        let rows: Vec<(i64, String, i32, i64, String, i64)> = on_pool!(&self.pool, p => {
+        let rows: Vec<TournamentRow> = on_pool!(&self.pool, p => {
             sqlx::query_as(&sql).fetch_all(p).await.map_err(db)?
         });
         rows.into_iter().map(info_from).collect()
@@ -291,34 +292,33 @@ impl PokerStore {
     pub async fn snapshot(&self, id: u64) -> Result<TournamentSnapshot, PokerError> {
         let key = to_i64(id)?;
         let sql = format!("SELECT {TOURNAMENT_COLS} FROM poker_tournaments WHERE id = $1");
-        let (row, states): (Option<(i64, String, i32, i64, String, i64)>, Vec<String>) =
-            on_pool!(&self.pool, p => {
-                let mut tx = match &self.pool {
-                    Pool::Sqlite(_) => p.begin().await.map_err(db)?,
-                    Pool::Postgres(_) => p
-                        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .await
-                        .map_err(db)?,
-                };
-                let row = sqlx::query_as(&sql)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
+        let (row, states): (Option<TournamentRow>, Vec<String>) = on_pool!(&self.pool, p => {
+            let mut tx = match &self.pool {
+                Pool::Sqlite(_) => p.begin().await.map_err(db)?,
+                Pool::Postgres(_) => p
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .await
-                    .map_err(db)?;
-                let states = sqlx::query(
-                    "SELECT state FROM poker_tables WHERE tournament_id = $1 ORDER BY table_no",
-                )
+                    .map_err(db)?,
+            };
+            let row = sqlx::query_as(&sql)
                 .bind(key)
-                .fetch_all(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(db)?
-                .into_iter()
-                .map(|r| r.try_get::<String, _>(0))
-                .collect::<Result<Vec<String>, _>>()
                 .map_err(db)?;
-                tx.commit().await.map_err(db)?;
-                (row, states)
-            });
+            let states = sqlx::query(
+                "SELECT state FROM poker_tables WHERE tournament_id = $1 ORDER BY table_no",
+            )
+            .bind(key)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            (row, states)
+        });
         let info = info_from(row.ok_or(PokerError::NoTournament(id))?)?;
         let tables = states
             .iter()

@@ -14,7 +14,11 @@ use rand::{Rng, SeedableRng};
 
 /// A whole tournament: the snapshot after every hand (index 0: before the first) and the
 /// events.
-fn play(players: u32, seed: u64, hyper: bool) -> (Vec<actor_poker::TournamentSnapshot>, Vec<HandFinished>) {
+fn play(
+    players: u32,
+    seed: u64,
+    hyper: bool,
+) -> (Vec<actor_poker::TournamentSnapshot>, Vec<HandFinished>) {
     let mut cfg = SimConfig::new(players).seed(seed);
     cfg = if hyper { cfg.hyper() } else { cfg.turbo() };
     let mut sim = TournamentSim::new(seed % 1000, cfg);
@@ -119,7 +123,11 @@ fn a_foreign_or_malformed_event_is_refused_whole() {
     bad.tournament += 1;
     assert!(r.apply(&bad).is_err());
     let mut bad = events[0].clone();
-    bad.stacks.push(actor_poker::model::Seat { player: 999, table: 0, stack: 1 });
+    bad.stacks.push(actor_poker::model::Seat {
+        player: 999,
+        table: 0,
+        stack: 1,
+    });
     assert!(r.apply(&bad).is_err());
     let mut bad = events[0].clone();
     bad.seq = 0;
