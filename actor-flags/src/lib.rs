@@ -94,6 +94,7 @@ impl Slot {
                 Err(v) => cur = v,
             }
         }
+        metrics::counter!("flags_changes_installed_total").increment(1);
         let c = match flag.constant() {
             Some(true) => TRUE,
             Some(false) => FALSE,

@@ -195,6 +195,7 @@ impl RankingState {
         let Some(r) = self.ranking.as_mut() else {
             return;
         };
+        metrics::counter!("poker_ranking_events_total").increment(events.len() as u64);
         for ev in events {
             match r.apply(ev) {
                 Ok(Applied::New(_)) => self.summary.applied += 1,

@@ -2,3 +2,5 @@
 //!
 //! * `supervision_tree`: a supervision tree that restarts crashed children and prints what
 //!   happens (`cargo run -p examples --bin supervision_tree`).
+
+pub mod app;

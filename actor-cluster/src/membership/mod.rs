@@ -152,6 +152,7 @@ impl MembershipActor {
                             tracing::info!(member = %n.name, addr = %n.addr, incarnation = n.incarnation, "member up")
                         }
                         MemberEvent::MemberDown { node, reason } => {
+                            metrics::counter!("cluster_member_down_total").increment(1);
                             tracing::warn!(member = %node.name, ?reason, "member down")
                         }
                         MemberEvent::MemberLeft(n) => {

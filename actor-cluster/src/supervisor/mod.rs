@@ -287,6 +287,7 @@ impl DsupActor {
             }
         }
         st.by_cell.insert(cell.get_id(), id.to_owned());
+        metrics::counter!("dsup_child_starts_total", "supervisor" => st.group.clone()).increment(1);
         let window = st
             .running
             .remove(id)
@@ -490,6 +491,7 @@ impl DsupActor {
             return;
         }
         tracing::info!(child = %id, ?exit, "restarting child locally");
+        metrics::counter!("dsup_child_restarts_total", "supervisor" => st.group.clone()).increment(1);
         self.start_local(myself, st, &id).await;
     }
 }
