@@ -4,7 +4,12 @@
 //!
 //! Needs `chromium` and `chromedriver` (Debian packages `chromium`, `chromium-driver`), which
 //! `.ci/run` installs; run it with `cargo test -p examples --test browser_admin -- --ignored`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -36,7 +41,14 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
     let mut nodes: Vec<TestNode> = Vec::new();
     for i in 0..3 {
         let mut args: Vec<String> = [
-            "--role", "node", "--store", &db, "--admin", "127.0.0.1:0", "--admin-token", TOKEN,
+            "--role",
+            "node",
+            "--store",
+            &db,
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token",
+            TOKEN,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -44,7 +56,11 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
         if let Some(first) = nodes.first() {
             args.extend(["--seed".to_string(), first.addr()]);
         }
-        nodes.push(TestNode::start(DEMO, &format!("n{i}"), &args).await.unwrap());
+        nodes.push(
+            TestNode::start(DEMO, &format!("n{i}"), &args)
+                .await
+                .unwrap(),
+        );
     }
     for n in &nodes {
         wait_until("full mesh", Duration::from_secs(20), || async {
@@ -117,10 +133,7 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
         .unwrap();
 
     // n2's page shows it on, with the cluster's three members.
-    client
-        .goto(&format!("http://{}/", admin[2]))
-        .await
-        .unwrap();
+    client.goto(&format!("http://{}/", admin[2])).await.unwrap();
     let cell = format!("tr[data-flag='{FLAG}'] td.state");
     let began = Instant::now();
     let mut seen = String::new();
@@ -133,10 +146,15 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, "on", "n2's page shows the flag switched on through n0's page");
+    assert_eq!(
+        seen, "on",
+        "n2's page shows the flag switched on through n0's page"
+    );
     for (name, state) in [("n0", "up"), ("n1", "up"), ("n2", "self")] {
         let t = client
-            .find(Locator::Css(&format!("tr[data-member='{name}'] td.{state}")))
+            .find(Locator::Css(&format!(
+                "tr[data-member='{name}'] td.{state}"
+            )))
             .await
             .unwrap()
             .text()

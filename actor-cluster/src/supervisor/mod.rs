@@ -491,7 +491,8 @@ impl DsupActor {
             return;
         }
         tracing::info!(child = %id, ?exit, "restarting child locally");
-        metrics::counter!("dsup_child_restarts_total", "supervisor" => st.group.clone()).increment(1);
+        metrics::counter!("dsup_child_restarts_total", "supervisor" => st.group.clone())
+            .increment(1);
         self.start_local(myself, st, &id).await;
     }
 }

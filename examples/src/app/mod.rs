@@ -163,8 +163,7 @@ impl App {
         let cluster_flags =
             ClusterFlags::start(&node, flags.clone(), Duration::from_secs(30)).await?;
         let dsup = if ranking {
-            actor_poker::process::start_supervisor(&node, &store, RankingOptions::default())
-                .await?
+            actor_poker::process::start_supervisor(&node, &store, RankingOptions::default()).await?
         } else {
             DistributedSupervisor::builder(actor_poker::process::SUPERVISOR)
                 .start(&node)

@@ -131,11 +131,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
 type St = State<(App, bool)>;
 
 async fn page() -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(PAGE),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
 }
 
 fn member_state(s: MemberState) -> &'static str {
@@ -269,7 +265,8 @@ async fn metrics(State((app, _)): St) -> Response {
         .copied()
         .unwrap_or_default();
     metrics::gauge!("dsup_children_local").set(local as f64);
-    metrics::gauge!("dsup_children_running").set(s.children.iter().filter(|c| c.node.is_some()).count() as f64);
+    metrics::gauge!("dsup_children_running")
+        .set(s.children.iter().filter(|c| c.node.is_some()).count() as f64);
     metrics::gauge!("registry_names").set(s.registry.len() as f64);
     metrics::gauge!("flags").set(s.flags.len() as f64);
     for status in ["running", "finished"] {

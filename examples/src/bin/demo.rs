@@ -260,17 +260,24 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     .await?;
     spin.set_message("waiting for the cluster to form");
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
-    let formed = wait_until("every node's supervisor", Duration::from_secs(30), || async {
-        let known = driver.dsup.eligible_members().await.unwrap_or_default();
-        Ok(names.iter().all(|n| known.contains(n)))
-    })
+    let formed = wait_until(
+        "every node's supervisor",
+        Duration::from_secs(30),
+        || async {
+            let known = driver.dsup.eligible_members().await.unwrap_or_default();
+            Ok(names.iter().all(|n| known.contains(n)))
+        },
+    )
     .await?;
-    say(&mp, format!(
-        "cluster formed: {} ({} + the driver) in {}",
-        names.join(", "),
-        nodes_wanted,
-        ms(formed)
-    ));
+    say(
+        &mp,
+        format!(
+            "cluster formed: {} ({} + the driver) in {}",
+            names.join(", "),
+            nodes_wanted,
+            ms(formed)
+        ),
+    );
 
     // Tournaments: play them in memory first to know the hand counts (the bars' totals).
     let base = unix_ns() / 1_000_000 % 1_000_000_000 * 1000;
@@ -297,8 +304,14 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     };
     spin.set_message("starting a ranking actor per tournament");
     for (t, sim) in sims.iter().enumerate() {
-        open_tournament(&driver.store, &driver.dsup, sim, &format!("Sunday Hyper #{t}"), &opts)
-            .await?;
+        open_tournament(
+            &driver.store,
+            &driver.dsup,
+            sim,
+            &format!("Sunday Hyper #{t}"),
+            &opts,
+        )
+        .await?;
     }
     spin.finish_and_clear();
 
@@ -345,7 +358,11 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                 if killed == Some(i) {
                     parts.push(format!("{}: killed", n.name()));
                 } else {
-                    parts.push(format!("{}: {} ranking actors", n.name(), local_children(n).await.len()));
+                    parts.push(format!(
+                        "{}: {} ranking actors",
+                        n.name(),
+                        local_children(n).await.len()
+                    ));
                 }
             }
             nodes_bar.set_message(parts.join("   "));
@@ -356,7 +373,12 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             driver.flags.enable(FLAG).await?;
             let version = driver.flags.version(FLAG);
             let mut per_node = Vec::new();
-            for n in nodes.iter().enumerate().filter(|(i, _)| killed != Some(*i)).map(|(_, n)| n) {
+            for n in nodes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| killed != Some(*i))
+                .map(|(_, n)| n)
+            {
                 let mut at = None;
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while at.is_none() && Instant::now() < deadline {
@@ -370,19 +392,25 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                     }
                 }
                 if let Some(at) = at {
-                    per_node.push((n.name().to_owned(), Duration::from_nanos(at.saturating_sub(t0))));
+                    per_node.push((
+                        n.name().to_owned(),
+                        Duration::from_nanos(at.saturating_sub(t0)),
+                    ));
                 }
             }
             let slowest = per_node.iter().map(|p| p.1).max().unwrap_or_default();
-            say(&mp, format!(
-                "flag {FLAG} switched on: every node's cache had it {} later ({})",
-                ms(slowest),
-                per_node
-                    .iter()
-                    .map(|(n, d)| format!("{n} {}", ms(*d)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            say(
+                &mp,
+                format!(
+                    "flag {FLAG} switched on: every node's cache had it {} later ({})",
+                    ms(slowest),
+                    per_node
+                        .iter()
+                        .map(|(n, d)| format!("{n} {}", ms(*d)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
             flag_result = Some((slowest, per_node));
         }
         // Two fifths in: kill the node holding the most ranking actors.
@@ -396,10 +424,10 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             }
             let (victim, moved) = most;
             let name = nodes[victim].name().to_owned();
-            say(&mp, format!(
-                "kill -9 {name}, which runs {} ranking actors",
-                moved.len()
-            ));
+            say(
+                &mp,
+                format!("kill -9 {name}, which runs {} ranking actors", moved.len()),
+            );
             nodes[victim].kill().await?;
             killed = Some(victim);
             let took = wait_until("failover", Duration::from_secs(30), || async {
@@ -477,7 +505,11 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     println!("==== report ====");
     println!(
         "cluster:      {nodes_wanted} node processes + the driver, on {}",
-        if store_url.starts_with("postgres") { "Postgres" } else { "SQLite" }
+        if store_url.starts_with("postgres") {
+            "Postgres"
+        } else {
+            "SQLite"
+        }
     );
     println!(
         "tournaments:  {} of {} players, {hands} hands in {:.1} s ({:.0} hands/s written and ranked)",
