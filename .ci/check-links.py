@@ -45,7 +45,13 @@ for dirpath, _, files in os.walk(book):
             u = urllib.parse.urlsplit(link)
             if u.scheme or u.netloc or link.startswith(("mailto:", "javascript:", "data:")):
                 continue
-            target = page if not u.path else os.path.normpath(os.path.join(dirpath, urllib.parse.unquote(u.path)))
+            path = urllib.parse.unquote(u.path)
+            if not path:
+                target = page
+            elif path.startswith("/"):  # the site's root is the book's
+                target = os.path.normpath(os.path.join(book, path.lstrip("/")))
+            else:
+                target = os.path.normpath(os.path.join(dirpath, path))
             if os.path.isdir(target):
                 target = os.path.join(target, "index.html")
             if not os.path.exists(target):
