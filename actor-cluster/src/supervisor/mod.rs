@@ -157,6 +157,8 @@ pub(crate) enum DsupMsg {
     Wire(DsupWire),
     Member(MemberEvent),
     Registry,
+    /// A child's registration went away with the node it ran on (child id, node).
+    Lost(String, String),
     Reconcile,
     Tick,
 }
@@ -188,6 +190,9 @@ struct DState {
     ticks: u64,
     last_full: Option<Instant>,
     draining: bool,
+    /// Children whose registration went away, and the node they ran on: a start of one whose
+    /// node is no longer a member is a failover.
+    lost: HashMap<String, String>,
 }
 
 struct DsupActor;
@@ -288,6 +293,12 @@ impl DsupActor {
         }
         st.by_cell.insert(cell.get_id(), id.to_owned());
         metrics::counter!("dsup_child_starts_total", "supervisor" => st.group.clone()).increment(1);
+        if let Some(prev) = st.lost.remove(id) {
+            if !st.members.contains_key(&prev) {
+                metrics::counter!("dsup_failovers_total", "supervisor" => st.group.clone())
+                    .increment(1);
+            }
+        }
         let window = st
             .running
             .remove(id)
@@ -665,6 +676,14 @@ impl Actor for DsupActor {
                 Self::trigger(&myself, st);
             }
             DsupMsg::Registry => Self::trigger(&myself, st),
+            DsupMsg::Lost(id, node) => {
+                if node != st.me {
+                    if st.lost.len() >= 100_000 {
+                        st.lost.clear();
+                    }
+                    st.lost.insert(id, node);
+                }
+            }
             DsupMsg::Reconcile => self.do_reconcile(&myself, st).await,
             DsupMsg::Tick => {
                 let (c, m) = st.table.digest();
@@ -785,6 +804,7 @@ impl DistributedSupervisorBuilder {
             ticks: 0,
             last_full: None,
             draining: false,
+            lost: HashMap::new(),
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;
@@ -798,8 +818,14 @@ impl DistributedSupervisorBuilder {
         tokio::spawn(async move {
             loop {
                 match reg_events.recv().await {
-                    Ok(RegistryEvent::Unregistered { .. })
-                    | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(RegistryEvent::Unregistered { name, owner }) => {
+                        if fwd.cast(DsupMsg::Lost(name, owner.node)).is_err()
+                            || fwd.cast(DsupMsg::Registry).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
                         if fwd.cast(DsupMsg::Registry).is_err() {
                             return;
                         }
