@@ -55,7 +55,10 @@ pub use supervisor::{
     ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Placement, StartContext,
 };
 pub use tls::TlsConfig;
-pub use transport::{ConnectError, Faults};
+pub use transport::{
+    decode_identity_body, decode_identity_frame, identity_frame, identity_frame_len, ConnectError,
+    Faults,
+};
 
 /// Errors of cluster nodes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

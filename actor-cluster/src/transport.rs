@@ -280,6 +280,53 @@ struct Hello {
     identity: NodeIdentity,
 }
 
+/// The identity frame a node sends first on every connection: `ACT1`, a big-endian `u32`
+/// length, and the codec-encoded identity. Public for tests and fuzzing.
+pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, ConnectError> {
+    let hello = actor_core::codec::encode(&Hello {
+        identity: identity.clone(),
+    })
+    .map_err(|e| ConnectError::BadHello(e.to_string()))?;
+    let mut frame = Vec::with_capacity(hello.len() + 8);
+    frame.extend_from_slice(MAGIC);
+    frame.extend_from_slice(&(hello.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&hello);
+    Ok(frame)
+}
+
+/// Checks an identity frame's 8-byte head and returns the body's length.
+pub fn identity_frame_len(head: &[u8; 8]) -> Result<usize, ConnectError> {
+    if &head[..4] != MAGIC {
+        return Err(ConnectError::BadHello("wrong magic bytes".into()));
+    }
+    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if len > MAX_HELLO {
+        return Err(ConnectError::BadHello(format!("frame of {len} bytes")));
+    }
+    Ok(len)
+}
+
+/// Decodes an identity frame's body.
+pub fn decode_identity_body(body: &[u8]) -> Result<NodeIdentity, ConnectError> {
+    let peer: Hello = actor_core::Codec::with_max_frame_size(MAX_HELLO)
+        .decode(body)
+        .map_err(|e| ConnectError::BadHello(e.to_string()))?;
+    Ok(peer.identity)
+}
+
+/// Decodes a whole identity frame (head and body), as a node reads it from a new connection.
+pub fn decode_identity_frame(frame: &[u8]) -> Result<NodeIdentity, ConnectError> {
+    let head: &[u8; 8] = frame
+        .get(..8)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| ConnectError::BadHello("truncated frame".into()))?;
+    let len = identity_frame_len(head)?;
+    let body = frame
+        .get(8..8 + len)
+        .ok_or_else(|| ConnectError::BadHello("truncated frame".into()))?;
+    decode_identity_body(body)
+}
+
 /// Why a connection attempt or an accepted connection was not handed to ractor_cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -425,32 +472,16 @@ impl Transport {
             Wire::Plain(s) => s,
             Wire::Tls(s) => s.as_mut(),
         };
-        let hello = actor_core::codec::encode(&Hello {
-            identity: self.me.clone(),
-        })
-        .map_err(|e| ConnectError::BadHello(e.to_string()))?;
-        let mut frame = Vec::with_capacity(hello.len() + 8);
-        frame.extend_from_slice(MAGIC);
-        frame.extend_from_slice(&(hello.len() as u32).to_be_bytes());
-        frame.extend_from_slice(&hello);
+        let frame = identity_frame(&self.me)?;
         stream.write_all(&frame).await?;
         stream.flush().await?;
 
         let mut head = [0u8; 8];
         stream.read_exact(&mut head).await?;
-        if &head[..4] != MAGIC {
-            return Err(ConnectError::BadHello("wrong magic bytes".into()));
-        }
-        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if len > MAX_HELLO {
-            return Err(ConnectError::BadHello(format!("frame of {len} bytes")));
-        }
+        let len = identity_frame_len(&head)?;
         let mut body = vec![0u8; len];
         stream.read_exact(&mut body).await?;
-        let peer: Hello = actor_core::Codec::with_max_frame_size(MAX_HELLO)
-            .decode(&body)
-            .map_err(|e| ConnectError::BadHello(e.to_string()))?;
-        let id = peer.identity;
+        let id = decode_identity_body(&body)?;
         if id.name == self.me.name {
             return Err(ConnectError::SelfDial);
         }
