@@ -38,6 +38,8 @@
 
 pub mod discovery;
 pub mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod membership;
 mod node;
 pub mod registry;

@@ -208,8 +208,14 @@ impl Codec {
     }
 }
 
+/// The deepest nesting a decoded value may have. rmp-serde's default (1,024) lets a hostile
+/// peer's deeply nested value recurse far enough to overflow a thread's stack in a debug build
+/// (the fuzz corpus replay found one); our messages nest a few levels.
+pub const MAX_DEPTH: usize = 64;
+
 fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
     let mut de = rmp_serde::Deserializer::new(payload);
+    de.set_max_depth(MAX_DEPTH);
     let value = T::deserialize(&mut de).map_err(|e| CodecError::Decode {
         type_name: std::any::type_name::<T>(),
         reason: e.to_string(),
@@ -377,6 +383,25 @@ pub mod __private {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        // 100,000 nested one-element arrays: a hostile peer's message.
+        let mut frame = vec![WIRE_VERSION, TAG_VALUE];
+        frame.extend(std::iter::repeat_n(0x91u8, 100_000));
+        frame.push(0xc0);
+        // A small stack, as a worker thread has: the decoder must stop at MAX_DEPTH.
+        let r = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || decode::<serde::de::IgnoredAny>(&frame).is_err())
+            .map(|h| h.join());
+        assert!(matches!(r, Ok(Ok(true))));
+        // A value nested within the limit decodes.
+        let mut ok = vec![WIRE_VERSION, TAG_VALUE];
+        ok.extend(std::iter::repeat_n(0x91u8, MAX_DEPTH - 2));
+        ok.push(0xc0);
+        assert!(decode::<serde::de::IgnoredAny>(&ok).is_ok());
+    }
 
     #[test]
     fn header_errors_are_typed() {

@@ -30,6 +30,8 @@
 extern crate self as actor_core;
 
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod supervisor;
 
 pub use actor_core_macros::{LocalMessage, RemoteMessage};

@@ -20,6 +20,8 @@
 
 pub mod admin;
 pub mod cluster;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod process;
 pub mod redis_channel;

@@ -20,6 +20,8 @@
 
 pub mod actor;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod order;
 pub mod process;

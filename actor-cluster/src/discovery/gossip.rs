@@ -111,14 +111,20 @@ fn unreachable_hmac() -> ! {
 fn encode_packet(secret: &[u8], announce: &Announce) -> Result<Vec<u8>, DiscoveryError> {
     let payload =
         actor_core::codec::encode(announce).map_err(|e| DiscoveryError::Socket(e.to_string()))?;
+    Ok(seal(secret, &payload))
+}
+
+/// Frames and signs any payload as a packet (the fuzz target signs arbitrary payloads, to reach
+/// the decoder behind the MAC check).
+pub(crate) fn seal(secret: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 5 + MAC_LEN);
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     let mut m = mac(secret);
     m.update(&out);
     out.extend_from_slice(&m.finalize().into_bytes());
-    Ok(out)
+    out
 }
 
 /// Builds the announcement packet a node sends (for tools and tests that speak the protocol).

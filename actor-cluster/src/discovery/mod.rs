@@ -11,7 +11,7 @@
 //! * anything else: implement [`Discovery`].
 
 mod dns;
-mod gossip;
+pub(crate) mod gossip;
 
 use std::net::SocketAddr;
 use std::time::Duration;
