@@ -3,7 +3,9 @@
 //! A write goes to the store first; then the node that wrote it sends the flag's new state with
 //! its version to the flag endpoint of every other node, which installs it unless it already
 //! has a newer one. No node re-reads the store on a notice (FWF sends only the name and every
-//! node re-reads). A jittered periodic reload from the store is the safety net.
+//! node re-reads). When a peer comes up (a node joins, or a partition heals), the cache reloads
+//! from the store: changes made while the nodes could not reach each other are picked up at
+//! once, not at the next periodic reload. A jittered periodic reload is the safety net.
 
 use std::time::Duration;
 
@@ -78,7 +80,6 @@ impl ClusterFlags {
         flags: Flags,
         reload_every: Duration,
     ) -> Result<Self, FlagError> {
-        let _ = node;
         let err = |e: ractor::SpawnErr| {
             FlagError::Store(format!("cannot start the flag cache actor: {e}"))
         };
@@ -98,12 +99,22 @@ impl ClusterFlags {
             }
         });
         let f = flags.clone();
+        let mut events = node.subscribe();
         let reload = tokio::spawn(async move {
             loop {
                 let jitter = 0.8 + 0.4 * rand::random::<f64>();
-                tokio::time::sleep(reload_every.mul_f64(jitter)).await;
+                let periodic = tokio::time::sleep(reload_every.mul_f64(jitter));
+                tokio::select! {
+                    _ = periodic => {}
+                    ev = events.recv() => match ev {
+                        Ok(actor_cluster::MemberEvent::MemberUp(_))
+                        | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Ok(_) => continue,
+                        Err(_) => return,
+                    },
+                }
                 if let Err(e) = f.reload().await {
-                    tracing::warn!(error = %e, "periodic flag reload failed; serving the cached flags");
+                    tracing::warn!(error = %e, "flag reload failed; serving the cached flags");
                 }
             }
         });

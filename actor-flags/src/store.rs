@@ -150,16 +150,28 @@ impl SqlStore {
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
+        // The table is created through a pool of its own that is closed before the store's pool
+        // opens: a SQLite connection that loaded the schema before the unique index existed
+        // refuses the upsert ("ON CONFLICT clause does not match") until its schema reloads.
+        let setup = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(store_err)?;
+        Self {
+            pool: SqlPool::Sqlite(setup.clone()),
+        }
+        .migrate()
+        .await?;
+        setup.close().await;
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
             .await
             .map_err(store_err)?;
-        let s = Self {
+        Ok(Self {
             pool: SqlPool::Sqlite(pool),
-        };
-        s.migrate().await?;
-        Ok(s)
+        })
     }
 
     /// Connects to Postgres (`postgres://...`) and creates FWF's table if it is missing.

@@ -3,6 +3,7 @@
 //! page and Prometheus metrics. The `node` binary runs one for multi-machine deployments; the
 //! `demo` binary starts several as local processes.
 
+pub mod child;
 pub mod web;
 
 use std::net::SocketAddr;

@@ -12,21 +12,17 @@
 //! ```
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{unix_ns, wait_until, ControlExtension, TestNode};
-use actor_cluster::Node;
+use actor_cluster::testkit::{unix_ns, wait_until, TestNode};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, SimConfig, TournamentSim};
 use clap::Parser;
 use examples::app::{App, NodeConfig};
-use futures::future::BoxFuture;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The flag the demo switches on mid-run.
 const FLAG: &str = "new_ranking_ui";
@@ -56,100 +52,23 @@ struct Cli {
     /// After the report, keep the cluster running and serve the admin pages until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
-    /// Internal: run as one of the demo's node processes.
-    #[arg(long, hide = true)]
-    role: Option<String>,
-}
-
-#[derive(Parser, Debug)]
-struct NodeCli {
-    #[command(flatten)]
-    node: NodeConfig,
-    #[arg(long, hide = true)]
-    role: String,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let node_mode = std::env::args().any(|a| a == "--role");
+    if examples::app::child::is_node_process() {
+        return examples::app::child::run();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new()?;
-    if node_mode {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info,ractor=warn,ractor_cluster=warn,sqlx=warn".into()),
-            )
-            .with_writer(std::io::stderr)
-            .init();
-        rt.block_on(run_node(NodeCli::parse()))
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "error".into()),
-            )
-            .with_writer(std::io::stderr)
-            .init();
-        let code = rt.block_on(run_demo(Cli::parse()))?;
-        drop(rt);
-        std::process::exit(code);
-    }
-}
-
-// ---- a node process ----
-
-struct Commands {
-    app: App,
-    seen: Arc<Mutex<HashMap<(String, u64), u64>>>,
-}
-
-impl ControlExtension for Commands {
-    fn handle(
-        &self,
-        _node: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
-        let (app, seen) = (self.app.clone(), self.seen.clone());
-        let name = name.to_owned();
-        Box::pin(async move {
-            match name.as_str() {
-                "local" => app
-                    .dsup
-                    .local_children()
-                    .await
-                    .map(|v| json!(v))
-                    .map_err(|e| e.to_string()),
-                "admin" => Ok(json!(app.admin.map(|a| a.to_string()))),
-                "seen" => {
-                    let flag = args["flag"].as_str().unwrap_or_default().to_owned();
-                    let version = args["version"].as_u64().unwrap_or_default();
-                    Ok(json!(seen.lock().get(&(flag, version)).copied()))
-                }
-                other => Err(format!("unknown command {other}")),
-            }
-        })
-    }
-}
-
-async fn run_node(cli: NodeCli) -> Result<(), Box<dyn std::error::Error>> {
-    let app = App::start(&cli.node, true).await?;
-    let seen: Arc<Mutex<HashMap<(String, u64), u64>>> = Arc::default();
-    let mut watch = app.flags.watch();
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            match watch.recv().await {
-                Ok((flag, version)) => {
-                    s2.lock().entry((flag, version)).or_insert_with(unix_ns);
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            }
-        }
-    });
-    let node = app.node.clone();
-    actor_cluster::testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
-    Ok(())
+    let code = rt.block_on(run_demo(Cli::parse()))?;
+    drop(rt);
+    std::process::exit(code);
 }
 
 // ---- the demo ----
@@ -182,9 +101,6 @@ fn ms(d: Duration) -> String {
 }
 
 async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
-    if cli.role.is_some() {
-        return Err("--role is internal".into());
-    }
     let nodes_wanted = cli.nodes.max(1);
     let dir = std::env::temp_dir().join(format!("actor-toolkit-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

@@ -1,0 +1,114 @@
+//! A node process started by the `demo` and `chaos` programs (they run their own binary again
+//! with `--role node`): an [`App`] driven over the test kit's control protocol.
+//!
+//! Commands: `local` (ranking actors here), `admin` (the admin page's address), `seen` (when a
+//! flag version reached this node's cache), `flags` (every cached flag), `pending` (the
+//! supervisor's outstanding decisions), `owners` (the registry as this node sees it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actor_cluster::testkit::{unix_ns, ControlExtension};
+use actor_cluster::Node;
+use actor_flags::admin::FlagJson;
+use clap::Parser;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use super::{App, NodeConfig};
+
+/// The command line of a node process.
+#[derive(Parser, Debug)]
+pub struct NodeCli {
+    /// The node.
+    #[command(flatten)]
+    pub node: NodeConfig,
+    /// Always `node`.
+    #[arg(long, hide = true)]
+    pub role: String,
+}
+
+struct Commands {
+    app: App,
+    seen: Arc<Mutex<HashMap<(String, u64), u64>>>,
+}
+
+impl ControlExtension for Commands {
+    fn handle(
+        &self,
+        _node: &Node,
+        name: &str,
+        args: Value,
+    ) -> BoxFuture<'static, Result<Value, String>> {
+        let (app, seen) = (self.app.clone(), self.seen.clone());
+        let name = name.to_owned();
+        Box::pin(async move {
+            match name.as_str() {
+                "local" => app
+                    .dsup
+                    .local_children()
+                    .await
+                    .map(|v| json!(v))
+                    .map_err(|e| e.to_string()),
+                "admin" => Ok(json!(app.admin.map(|a| a.to_string()))),
+                "seen" => {
+                    let flag = args["flag"].as_str().unwrap_or_default().to_owned();
+                    let version = args["version"].as_u64().unwrap_or_default();
+                    Ok(json!(seen.lock().get(&(flag, version)).copied()))
+                }
+                "flags" => {
+                    let mut all: Vec<FlagJson> =
+                        app.flags.all_flags().iter().map(FlagJson::from).collect();
+                    all.sort_by(|a, b| a.name.cmp(&b.name));
+                    serde_json::to_value(all).map_err(|e| e.to_string())
+                }
+                "pending" => app
+                    .dsup
+                    .pending_decisions()
+                    .await
+                    .map(|n| json!(n))
+                    .map_err(|e| e.to_string()),
+                "owners" => Ok(json!(app.dsup.registry().owners())),
+                other => Err(format!("unknown command {other}")),
+            }
+        })
+    }
+}
+
+/// True when this process was started as a node (`--role node` among the arguments).
+pub fn is_node_process() -> bool {
+    std::env::args().any(|a| a == "--role")
+}
+
+/// Runs this process as a node until the parent closes its control channel.
+pub fn run() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,ractor=warn,ractor_cluster=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = NodeCli::parse();
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let app = App::start(&cli.node, true).await?;
+        let seen: Arc<Mutex<HashMap<(String, u64), u64>>> = Arc::default();
+        let mut watch = app.flags.watch();
+        let s2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                match watch.recv().await {
+                    Ok((flag, version)) => {
+                        s2.lock().entry((flag, version)).or_insert_with(unix_ns);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        });
+        let node = app.node.clone();
+        actor_cluster::testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
