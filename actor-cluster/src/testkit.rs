@@ -397,6 +397,11 @@ impl TestNode {
         self.listen.clone()
     }
 
+    /// The process id of the running node process (`None` once it was killed or exited).
+    pub fn process_id(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// The path of this node's log file.
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
