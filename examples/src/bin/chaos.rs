@@ -413,7 +413,18 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     .await;
     checks += 1;
     if let Err(e) = flags_ok {
-        violations.push(format!("flags: {e}"));
+        let mut differ = Vec::new();
+        for x in &nodes {
+            if let Ok(v) = x.custom("flags", json!({})).await {
+                if v != want {
+                    differ.push(format!("{}: {v}", x.name()));
+                }
+            }
+        }
+        violations.push(format!(
+            "flags: {e}; store: {want}; differing: {}",
+            differ.join("; ")
+        ));
     }
 
     // 4: let every tournament finish, then compare with the database.
