@@ -1,7 +1,7 @@
 //! Anti-entropy between flag caches: a node whose cache went wrong without a message (here, a
 //! change applied to it alone, as if the store write it came from had been rolled back) is
 //! repaired from the store within seconds, not at the next periodic reload.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
