@@ -76,6 +76,18 @@ impl ControlExtension for Commands {
     }
 }
 
+/// Logging for a local program's own process (its node processes log with [`run`]): errors only,
+/// unless `RUST_LOG` says otherwise, on stderr, so the program's output stays readable.
+pub fn init_program_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// True when this process was started as a node (`--role node` among the arguments).
 pub fn is_node_process() -> bool {
     std::env::args().any(|a| a == "--role")

@@ -68,6 +68,29 @@ pub struct NodeConfig {
     pub admin_token: Option<String>,
 }
 
+impl NodeConfig {
+    /// A node on 127.0.0.1 with a port the OS picks, plaintext, no admin page: what the local
+    /// programs (`demo`, `chaos`, `soak`) run their driver member with.
+    pub fn local(name: &str, store: &str, cookie: &str, seeds: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            seeds,
+            dns: None,
+            dns_port: None,
+            cookie: cookie.to_owned(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_server_name: "node".into(),
+            store: store.to_owned(),
+            admin: None,
+            admin_token: None,
+        }
+    }
+}
+
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

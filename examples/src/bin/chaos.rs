@@ -150,22 +150,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     }
     let all_addrs: Vec<String> = nodes.iter().map(TestNode::addr).collect();
     let driver = App::start(
-        &NodeConfig {
-            name: "chaos-driver".into(),
-            listen: "127.0.0.1:0".parse()?,
-            advertise: None,
-            seeds: all_addrs.clone(),
-            dns: None,
-            dns_port: None,
-            cookie: "chaos".into(),
-            tls_cert: None,
-            tls_key: None,
-            tls_ca: None,
-            tls_server_name: "node".into(),
-            store: store_url.clone(),
-            admin: None,
-            admin_token: None,
-        },
+        &NodeConfig::local("chaos-driver", &store_url, "chaos", all_addrs.clone()),
         false,
     )
     .await?;
@@ -497,13 +482,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if examples::app::child::is_node_process() {
         return examples::app::child::run();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::app::child::init_program_logging();
     let code = run(Cli::parse())?;
     std::process::exit(code);
 }

@@ -58,13 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if examples::app::child::is_node_process() {
         return examples::app::child::run();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::app::child::init_program_logging();
     let rt = tokio::runtime::Runtime::new()?;
     let code = rt.block_on(run_demo(Cli::parse()))?;
     drop(rt);
@@ -116,22 +110,7 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
 
     // The driver: a cluster member of its own that runs no ranking actor. It opens the
     // database first, so the schema exists before the nodes start.
-    let driver_cfg = NodeConfig {
-        name: "demo-driver".into(),
-        listen: "127.0.0.1:0".parse()?,
-        advertise: None,
-        seeds: Vec::new(),
-        dns: None,
-        dns_port: None,
-        cookie: "actor-toolkit-demo".into(),
-        tls_cert: None,
-        tls_key: None,
-        tls_ca: None,
-        tls_server_name: "node".into(),
-        store: store_url.clone(),
-        admin: None,
-        admin_token: None,
-    };
+    let driver_cfg = NodeConfig::local("demo-driver", &store_url, "actor-toolkit-demo", Vec::new());
     let mp = MultiProgress::new();
     let spin = mp.add(ProgressBar::new_spinner());
     spin.enable_steady_tick(Duration::from_millis(100));

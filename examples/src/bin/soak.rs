@@ -60,22 +60,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         nodes.push(TestNode::start(&exe, &format!("s{i}"), &a).await?);
     }
     let driver = App::start(
-        &NodeConfig {
-            name: "soak-driver".into(),
-            listen: "127.0.0.1:0".parse()?,
-            advertise: None,
-            seeds: vec![nodes[0].addr()],
-            dns: None,
-            dns_port: None,
-            cookie: "soak".into(),
-            tls_cert: None,
-            tls_key: None,
-            tls_ca: None,
-            tls_server_name: "node".into(),
-            store: store.clone(),
-            admin: None,
-            admin_token: None,
-        },
+        &NodeConfig::local("soak-driver", &store, "soak", vec![nodes[0].addr()]),
         false,
     )
     .await?;
@@ -201,13 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if examples::app::child::is_node_process() {
         return examples::app::child::run();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    examples::app::child::init_program_logging();
     let code = run(Cli::parse())?;
     std::process::exit(code);
 }
