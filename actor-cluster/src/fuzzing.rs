@@ -24,9 +24,31 @@ pub fn gossip_packet(data: &[u8]) {
     let _ = decode_packet(b"fuzz-secret", "fuzz", &seal(b"fuzz-secret", data));
 }
 
-/// The identity frame a node reads first on every connection.
+/// What a node reads on a connection: the identity frame first, then chunks of the data and
+/// control lanes (the same bytes are tried as both).
 pub fn identity_frame(data: &[u8]) {
     let _ = crate::transport::decode_identity_frame(data);
+    chunks(data);
+}
+
+/// Chunk headers and control frames, as a connection's reader walks them.
+fn chunks(mut data: &[u8]) {
+    use crate::mux::{decode_chunk_header, decode_control, KIND_CONTROL};
+    while let Some(head) = data.get(..5) {
+        let Ok(head) = <[u8; 5]>::try_from(head) else {
+            return;
+        };
+        let Ok((kind, len)) = decode_chunk_header(head) else {
+            return;
+        };
+        let Some(body) = data.get(5..5 + len) else {
+            return;
+        };
+        if kind == KIND_CONTROL {
+            let _ = decode_control(body);
+        }
+        data = &data[5 + len..];
+    }
 }
 
 fn me(name: &str) -> crate::NodeIdentity {
@@ -45,10 +67,6 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
         incarnation: 3,
     };
     [
-        input_for(
-            0,
-            crate::membership::PeerMsg::Heartbeat(me("n1"), vec![me("n2"), me("n3")]),
-        ),
         input_for(1, crate::registry::RegWire::Digest(owner, 12)),
         input_for(2, crate::supervisor::DsupWire::Leaving("n1".into())),
         input_for(2, crate::supervisor::DsupWire::Digest("n1".into(), 10, 99)),
@@ -65,9 +83,23 @@ pub fn gossip_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Valid inputs for [`identity_frame`].
+/// Valid inputs for [`identity_frame`]: an identity frame, and a data chunk followed by a
+/// heartbeat on the control lane.
 pub fn identity_seeds() -> Vec<Vec<u8>> {
-    crate::transport::identity_frame(&me("n1"))
+    use crate::mux::{chunk_header, encode_control, Control, KIND_CONTROL, KIND_DATA};
+    let mut seeds: Vec<Vec<u8>> = crate::transport::identity_frame(&me("n1"))
         .into_iter()
-        .collect()
+        .collect();
+    if let Ok(hb) = encode_control(&Control::Heartbeat {
+        from: me("n1"),
+        members: vec![me("n2"), me("n3")],
+    }) {
+        let data = [0u8, 0, 0, 0, 0, 0, 0, 2, 8, 1];
+        let mut s = chunk_header(KIND_DATA, data.len()).to_vec();
+        s.extend_from_slice(&data);
+        s.extend_from_slice(&chunk_header(KIND_CONTROL, hb.len()));
+        s.extend_from_slice(&hb);
+        seeds.push(s);
+    }
+    seeds
 }

@@ -41,6 +41,7 @@ pub mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod membership;
+pub mod mux;
 mod node;
 pub mod registry;
 pub mod remote;

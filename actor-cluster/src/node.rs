@@ -17,6 +17,7 @@ use crate::membership::{
     from_peer, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
     NodeIdentity, PeerMsg, SessionEvents, Timings, ENDPOINTS,
 };
+use crate::mux::Control;
 use crate::tls::TlsConfig;
 use crate::transport::{Faults, Transport};
 use crate::ClusterError;
@@ -31,6 +32,7 @@ pub struct NodeBuilder {
     discovery: Vec<Arc<dyn Discovery>>,
     tls: Option<TlsConfig>,
     incarnation: Option<u64>,
+    max_outbound: u64,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -92,6 +94,14 @@ impl NodeBuilder {
     /// Mutual TLS between nodes: plaintext peers are refused.
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Most messages sent through [`crate::remote`]'s bounded sends that may wait to be
+    /// written to one peer (default 16,384). Past it, `try_cast` drops, `cast` waits and
+    /// `call` is refused.
+    pub fn max_outbound(mut self, messages: u64) -> Self {
+        self.max_outbound = messages.max(1);
         self
     }
 
@@ -166,6 +176,7 @@ impl NodeBuilder {
             faults.clone(),
             self.tls.clone(),
             self.timings.dial_timeout,
+            self.max_outbound,
         ));
         let (events, _) = broadcast::channel(4096);
         let (membership, _) = Actor::spawn(
@@ -181,10 +192,20 @@ impl NodeBuilder {
         )
         .await
         .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
+        let hb = membership.clone();
+        transport.set_control_handler(Arc::new(move |lane, control| match control {
+            Control::Heartbeat { from, members } => {
+                if from.name == lane.peer {
+                    let _ = hb.cast(MembershipMsg::Heartbeat(from, members));
+                } else {
+                    tracing::warn!(peer = %lane.peer, claimed = %from.name, "heartbeat in another node's name ignored");
+                }
+            }
+        }));
         node_server
             .cast(NodeServerMessage::SubscribeToEvents {
                 id: "actor_cluster.membership".into(),
-                subscription: Box::new(SessionEvents(membership.clone())),
+                subscription: Box::new(SessionEvents(membership.clone(), transport.clone())),
             })
             .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
         let (endpoint, _) = Actor::spawn(
@@ -332,6 +353,7 @@ impl Node {
             discovery: Vec::new(),
             tls: None,
             incarnation: None,
+            max_outbound: 16_384,
         }
     }
 

@@ -11,10 +11,199 @@
 //! which the message type has the same path (the same crate and module), which is the case for
 //! one application deployed on every node. Use [`register_as`] / [`lookup_as`] to name a
 //! protocol explicitly instead.
+//!
+//! # Bounded sends
+//!
+//! ractor_cluster queues remote messages without bound: a sender faster than the link fills
+//! memory (1 M queued casts took a node to 315 MB). [`try_cast`], [`cast`] and [`call`] bound
+//! what waits to be written to each peer to the node's `max_outbound` messages
+//! ([`crate::NodeBuilder::max_outbound`], 16,384 by default):
+//! * [`try_cast`] drops a message that finds the queue full and says so
+//!   ([`SendError::Overloaded`]); drops are counted per peer ([`outbound`]) and in the metric
+//!   `cluster_casts_dropped_total`;
+//! * [`cast`] waits for room instead (backpressure), up to a deadline;
+//! * [`call`] is refused at once with [`SendError::Overloaded`] rather than waiting for its
+//!   timeout behind a queue it cannot pass, and every failure is an error, never a hang.
+//!
+//! Heartbeats do not wait in that queue at all (see the runtime-semantics chapter), so a
+//! flooded node is not declared down. Sends to local actors are never bounded.
 
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use ractor::{ActorRef, Message};
+use parking_lot::RwLock;
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, RpcReplyPort};
+
+use crate::mux::Lane;
+
+/// Why a bounded send did not go out (or a call got no answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The outbound queue to the actor's node is full: the message was not sent.
+    #[error("outbound queue to {peer} is full ({queued} messages waiting): message not sent")]
+    Overloaded {
+        /// The peer node.
+        peer: String,
+        /// Messages waiting to be written to it.
+        queued: u64,
+    },
+    /// The actor is gone or its node is not connected.
+    #[error("actor unreachable: {0}")]
+    Unreachable(String),
+    /// A call got no reply in time.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A peer's outbound queue, as [`outbound`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundStats {
+    /// The peer node.
+    pub peer: String,
+    /// Messages sent through bounded sends, not yet written to the socket.
+    pub queued: u64,
+    /// The bound.
+    pub limit: u64,
+    /// Bounded sends refused because the queue was full.
+    pub dropped: u64,
+    /// Messages sent through bounded sends.
+    pub sent: u64,
+}
+
+/// Sessions by ractor_cluster's node id (one node per process, as ractor's own registries).
+static SESSIONS: LazyLock<RwLock<HashMap<u64, Arc<Lane>>>> = LazyLock::new(Default::default);
+
+pub(crate) fn bind_session(node_id: u64, lane: Arc<Lane>) {
+    SESSIONS.write().insert(node_id, lane);
+}
+
+pub(crate) fn unbind_session(node_id: u64) {
+    SESSIONS.write().remove(&node_id);
+}
+
+fn lane_of<M: Message>(to: &ActorRef<M>) -> Result<Option<Arc<Lane>>, SendError> {
+    let id = to.get_id();
+    if id.is_local() {
+        return Ok(None);
+    }
+    SESSIONS
+        .read()
+        .get(&id.node())
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| SendError::Unreachable(format!("no session with the node of actor {id}")))
+}
+
+fn refuse(lane: &Lane, queued: u64) -> SendError {
+    lane.dropped.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("cluster_casts_dropped_total").increment(1);
+    SendError::Overloaded {
+        peer: lane.peer.clone(),
+        queued,
+    }
+}
+
+fn admit(lane: &Lane) -> Result<(), u64> {
+    let queued = lane.queued();
+    if queued >= lane.limit.load(Ordering::Relaxed) {
+        return Err(queued);
+    }
+    lane.submitted.fetch_add(1, Ordering::AcqRel);
+    lane.sent.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn send<M: Message>(to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
+    to.cast(msg)
+        .map_err(|e| SendError::Unreachable(format!("actor {}: {e}", to.get_id())))
+}
+
+/// Sends `msg` unless the outbound queue to `to`'s node is full; then the message is dropped,
+/// counted, and [`SendError::Overloaded`] returned.
+pub fn try_cast<M: Message>(to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
+    if let Some(lane) = lane_of(to)? {
+        admit(&lane).map_err(|q| refuse(&lane, q))?;
+    }
+    send(to, msg)
+}
+
+/// Sends `msg`, waiting while the outbound queue to `to`'s node is full (backpressure). After
+/// `wait` without room the message is dropped and counted, and [`SendError::Overloaded`]
+/// returned.
+pub async fn cast<M: Message>(to: &ActorRef<M>, msg: M, wait: Duration) -> Result<(), SendError> {
+    if let Some(lane) = lane_of(to)? {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = lane.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match admit(&lane) {
+                Ok(()) => break,
+                Err(q) => {
+                    if !SESSIONS.read().contains_key(&to.get_id().node()) {
+                        return Err(SendError::Unreachable(format!(
+                            "the connection to {} closed",
+                            lane.peer
+                        )));
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(refuse(&lane, q));
+                    }
+                }
+            }
+        }
+    }
+    send(to, msg)
+}
+
+/// Calls `to` and waits up to `timeout` for the reply. Refused at once with
+/// [`SendError::Overloaded`] when the outbound queue to its node is full; a stopped actor or a
+/// lost connection is [`SendError::Unreachable`], no reply in time [`SendError::Timeout`].
+pub async fn call<M: Message, R, F>(
+    to: &ActorRef<M>,
+    msg: F,
+    timeout: Duration,
+) -> Result<R, SendError>
+where
+    F: FnOnce(RpcReplyPort<R>) -> M,
+    R: Send + 'static,
+{
+    if let Some(lane) = lane_of(to)? {
+        admit(&lane).map_err(|q| refuse(&lane, q))?;
+    }
+    match to.call(msg, Some(timeout)).await {
+        Ok(CallResult::Success(r)) => Ok(r),
+        Ok(CallResult::Timeout) => Err(SendError::Timeout(timeout)),
+        Ok(CallResult::SenderError) => Err(SendError::Unreachable(format!(
+            "actor {} stopped or its connection was lost before replying",
+            to.get_id()
+        ))),
+        Err(e) => Err(SendError::Unreachable(format!(
+            "actor {}: {e}",
+            to.get_id()
+        ))),
+    }
+}
+
+/// The outbound queues of this node's sessions.
+pub fn outbound() -> Vec<OutboundStats> {
+    let mut v: Vec<OutboundStats> = SESSIONS
+        .read()
+        .values()
+        .map(|l| OutboundStats {
+            peer: l.peer.clone(),
+            queued: l.queued(),
+            limit: l.limit.load(Ordering::Relaxed),
+            dropped: l.dropped.load(Ordering::Relaxed),
+            sent: l.sent.load(Ordering::Relaxed),
+        })
+        .collect();
+    v.sort_by(|a, b| a.peer.cmp(&b.peer));
+    v
+}
 
 fn scope_of(protocol: &str) -> String {
     format!("actor_cluster.typed:{protocol}")

@@ -9,6 +9,8 @@
 //! process is killed when its [`TestNode`] is dropped (also during a panic), and a node process
 //! exits by itself when its stdin closes (the parent is gone).
 
+pub mod flood;
+
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::membership::NodeIdentity;
+use crate::mux::{self, ControlHandler, Lane, MuxRead, MuxWrite};
 use crate::tls::TlsConfig;
 
 /// Magic bytes at the start of our identity exchange.
@@ -239,39 +240,63 @@ enum Wire {
     Tls(Box<dyn Duplex>),
 }
 
+impl Wire {
+    /// Splits the connection and starts its two lanes (see [`crate::mux`]).
+    fn into_lanes(
+        self,
+        peer: String,
+        handler: ControlHandler,
+        ctl: Arc<ConnCtl>,
+    ) -> (Arc<Lane>, MuxRead, MuxWrite) {
+        let on_error: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctl.close());
+        match self {
+            Wire::Plain(fs) => {
+                let (r, w) = fs.inner.into_split();
+                let r = FaultStream {
+                    inner: r,
+                    ctl: fs.ctl.clone(),
+                    faults: fs.faults.clone(),
+                };
+                let w = FaultStream {
+                    inner: w,
+                    ctl: fs.ctl,
+                    faults: fs.faults,
+                };
+                mux::start(peer, r, w, handler, on_error)
+            }
+            Wire::Tls(stream) => {
+                let (r, w) = tokio::io::split(stream);
+                mux::start(peer, r, w, handler, on_error)
+            }
+        }
+    }
+}
+
+/// The stream handed to ractor_cluster: the data lane of a connection. Its label,
+/// `name#id`, names the connection, so session events can be matched to it.
 struct ExternalStream {
-    wire: Wire,
-    peer: String,
+    read: MuxRead,
+    write: MuxWrite,
+    label: String,
 }
 
 impl ClusterBidiStream for ExternalStream {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
-        match self.wire {
-            Wire::Plain(fs) => {
-                let (r, w) = fs.inner.into_split();
-                (
-                    Box::new(FaultStream {
-                        inner: r,
-                        ctl: fs.ctl.clone(),
-                        faults: fs.faults.clone(),
-                    }),
-                    Box::new(FaultStream {
-                        inner: w,
-                        ctl: fs.ctl,
-                        faults: fs.faults,
-                    }),
-                )
-            }
-            Wire::Tls(stream) => {
-                let (r, w) = tokio::io::split(stream);
-                (Box::new(r), Box::new(w))
-            }
-        }
+        (Box::new(self.read), Box::new(self.write))
     }
 
     fn peer_label(&self) -> Option<String> {
-        Some(self.peer.clone())
+        Some(self.label.clone())
     }
+}
+
+/// The node name in a connection label (`name#id`).
+pub(crate) fn label_name(label: &str) -> &str {
+    label.rsplit_once('#').map(|(n, _)| n).unwrap_or(label)
+}
+
+fn label_id(label: &str) -> Option<u64> {
+    label.rsplit_once('#').and_then(|(_, id)| id.parse().ok())
 }
 
 /// The identity frame exchanged before ractor_cluster's handshake.
@@ -359,6 +384,10 @@ pub(crate) struct Transport {
     faults: Arc<Faults>,
     tls: Option<TlsConfig>,
     conns: Mutex<HashMap<String, Vec<Weak<ConnCtl>>>>,
+    lanes: Mutex<HashMap<u64, Weak<Lane>>>,
+    next_id: AtomicU64,
+    handler: OnceLock<ControlHandler>,
+    max_outbound: u64,
     timeout: Duration,
 }
 
@@ -368,14 +397,63 @@ impl Transport {
         faults: Arc<Faults>,
         tls: Option<TlsConfig>,
         timeout: Duration,
+        max_outbound: u64,
     ) -> Self {
         Self {
             me,
             faults,
             tls,
             conns: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            handler: OnceLock::new(),
+            max_outbound,
             timeout,
         }
+    }
+
+    /// Sets where control frames from authenticated connections go (once, at node start).
+    pub(crate) fn set_control_handler(&self, handler: ControlHandler) {
+        let _ = self.handler.set(handler);
+    }
+
+    /// Queues a control frame on every authenticated connection, ahead of its data.
+    pub(crate) fn broadcast_control(&self, frame: &mux::Control) {
+        let bytes = match mux::encode_control(frame) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "control frame does not encode");
+                return;
+            }
+        };
+        let lanes: Vec<Arc<Lane>> = {
+            let mut lanes = self.lanes.lock();
+            lanes.retain(|_, w| w.strong_count() > 0);
+            lanes.values().filter_map(Weak::upgrade).collect()
+        };
+        for lane in lanes.iter().filter(|l| l.is_ready()) {
+            if !lane.send_control(bytes.clone()) {
+                tracing::debug!(peer = %lane.peer, "control queue full; heartbeat dropped");
+            }
+        }
+    }
+
+    /// ractor_cluster authenticated the session over connection `label`, as `node_id`:
+    /// accept its control frames and bound sends to its actors.
+    pub(crate) fn session_ready(&self, label: &str, node_id: u64) {
+        let lane = label_id(label).and_then(|id| self.lanes.lock().get(&id)?.upgrade());
+        match lane {
+            Some(lane) => {
+                lane.set_ready();
+                crate::remote::bind_session(node_id, lane);
+            }
+            None => tracing::debug!(%label, "session ready on a connection that is gone"),
+        }
+    }
+
+    /// The session `node_id` ended.
+    pub(crate) fn session_closed(&self, node_id: u64) {
+        crate::remote::unbind_session(node_id);
     }
 
     /// Cuts every connection with this peer.
@@ -490,12 +568,22 @@ impl Transport {
         }
         ctl.set_peer(&id.name);
         self.register(&id.name, &ctl);
-        Ok((
-            Box::new(ExternalStream {
-                wire,
-                peer: id.name.clone(),
-            }),
-            id,
-        ))
+        let conn = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let handler = self
+            .handler
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(|_: &Lane, _| {}));
+        let (lane, read, write) = wire.into_lanes(id.name.clone(), handler, ctl);
+        lane.set_limit(self.max_outbound);
+        self.lanes.lock().insert(conn, Arc::downgrade(&lane));
+        // The lane lives as long as its writer task: until ractor drops the write half or
+        // the connection fails.
+        let stream = ExternalStream {
+            read,
+            write,
+            label: format!("{}#{conn}", id.name),
+        };
+        Ok((Box::new(stream), id))
     }
 }

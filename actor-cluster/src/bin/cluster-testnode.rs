@@ -109,6 +109,7 @@ struct Commands {
     seen: Arc<Mutex<HashMap<String, u64>>>,
     me: String,
     dsup: DistributedSupervisor,
+    flood: Arc<actor_cluster::testkit::flood::Flood>,
 }
 
 impl Commands {
@@ -155,7 +156,11 @@ impl ControlExtension for Commands {
             seen: self.seen.clone(),
             me: self.me.clone(),
             dsup: self.dsup.clone(),
+            flood: self.flood.clone(),
         };
+        if let Some(f) = self.flood.handle(&name, &args) {
+            return f;
+        }
         Box::pin(async move {
             let arg = |k: &str| args[k].as_str().unwrap_or_default().to_owned();
             match name.as_str() {
@@ -357,6 +362,9 @@ struct Args {
     /// Heartbeat interval, ms.
     #[arg(long)]
     heartbeat_ms: Option<u64>,
+    /// Bound of each peer's outbound queue for bounded sends (messages).
+    #[arg(long)]
+    max_outbound: Option<u64>,
     /// Down after this long without a heartbeat, ms.
     #[arg(long)]
     down_ms: Option<u64>,
@@ -564,6 +572,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .listen(args.listen)
         .cookie(args.cookie.clone())
         .timings(timings);
+    if let Some(m) = args.max_outbound {
+        builder = builder.max_outbound(m);
+    }
     if !args.seeds.is_empty() {
         builder = builder.seeds(args.seeds.clone());
     }
@@ -627,6 +638,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dsup = dsup.start(&node).await?;
     let commands = Commands {
+        flood: Arc::new(actor_cluster::testkit::flood::Flood::start().await?),
         dsup,
         registry,
         watcher,

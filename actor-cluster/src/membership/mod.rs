@@ -1,8 +1,9 @@
 //! Membership: who is in the cluster, as this node sees it.
 //!
 //! The state machine is [`core::Membership`] (pure, deterministic tests). The actor here wires
-//! it to ractor_cluster's session events, our transport (dials, cuts), a heartbeat timer and the
-//! heartbeat endpoints of the other nodes (found through a pg group).
+//! it to ractor_cluster's session events, our transport (dials, cuts, heartbeats on each
+//! connection's control lane, ahead of queued data) and a heartbeat timer. Leave announcements
+//! go to the other nodes' membership endpoints (found through a pg group).
 
 pub mod core;
 
@@ -19,18 +20,17 @@ use tokio::sync::broadcast;
 pub use self::core::{
     Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Timings,
 };
-use crate::transport::{ConnectError, Transport};
+use crate::mux::Control;
+use crate::transport::{label_name, ConnectError, Transport};
 
 /// pg scope of the cluster's own actors.
 pub(crate) const SCOPE: &str = "actor_cluster";
-/// pg group of the heartbeat endpoints.
+/// pg group of the membership endpoints.
 pub(crate) const ENDPOINTS: &str = "membership";
 
 /// Messages between nodes' membership endpoints.
 #[derive(RemoteMessage)]
 pub(crate) enum PeerMsg {
-    /// "I am alive", with the sender's member list.
-    Heartbeat(NodeIdentity, Vec<NodeIdentity>),
     /// The sender leaves the cluster; acknowledged once recorded.
     Leave(NodeIdentity, RpcReplyPort<()>),
 }
@@ -38,7 +38,6 @@ pub(crate) enum PeerMsg {
 /// Turns a peer message into the membership actor's message.
 pub(crate) fn from_peer(msg: PeerMsg) -> MembershipMsg {
     match msg {
-        PeerMsg::Heartbeat(from, members) => MembershipMsg::Heartbeat(from, members),
         PeerMsg::Leave(from, reply) => MembershipMsg::PeerLeft(from, reply),
     }
 }
@@ -199,11 +198,10 @@ impl Actor for MembershipActor {
         let actions = match msg {
             MembershipMsg::Tick => {
                 if !st.leaving {
-                    let me = st.core.me().clone();
-                    let gossip = st.core.gossip();
-                    for ep in endpoints() {
-                        let _ = ep.cast(PeerMsg::Heartbeat(me.clone(), gossip.clone()));
-                    }
+                    st.transport.broadcast_control(&Control::Heartbeat {
+                        from: st.core.me().clone(),
+                        members: st.core.gossip(),
+                    });
                 }
                 st.core.tick(now)
             }
@@ -292,8 +290,11 @@ impl Actor for MembershipActor {
     }
 }
 
-/// Forwards ractor_cluster's node events to the membership actor.
-pub(crate) struct SessionEvents(pub(crate) ActorRef<MembershipMsg>);
+/// Forwards ractor_cluster's node events to the membership actor and the transport.
+pub(crate) struct SessionEvents(
+    pub(crate) ActorRef<MembershipMsg>,
+    pub(crate) Arc<Transport>,
+);
 
 /// Our node name from ractor_cluster's `name@host`.
 fn node_name(ractor_name: &str) -> String {
@@ -311,11 +312,12 @@ impl ractor_cluster::NodeEventSubscription for SessionEvents {
     }
 
     fn node_session_ready(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        self.1.session_ready(&ses.peer_addr, ses.node_id);
         let name = ses
             .peer_name
             .as_ref()
             .map(|n| node_name(&n.name))
-            .unwrap_or_else(|| ses.peer_addr.clone());
+            .unwrap_or_else(|| label_name(&ses.peer_addr).to_owned());
         let _ = self.0.cast(MembershipMsg::SessionReady {
             name,
             session: ses.actor,
@@ -323,13 +325,14 @@ impl ractor_cluster::NodeEventSubscription for SessionEvents {
     }
 
     fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        self.1.session_closed(ses.node_id);
         let _ = self.0.cast(MembershipMsg::SessionClosed {
             session: ses.actor.get_id(),
             label: ses
                 .peer_name
                 .as_ref()
                 .map(|n| node_name(&n.name))
-                .unwrap_or(ses.peer_addr),
+                .unwrap_or_else(|| label_name(&ses.peer_addr).to_owned()),
         });
     }
 }
