@@ -188,6 +188,15 @@ where
     }
 }
 
+/// The name of the node `to` lives on: `None` for a local actor or a node not connected.
+pub fn node_of<M: Message>(to: &ActorRef<M>) -> Option<String> {
+    let id = to.get_id();
+    if id.is_local() {
+        return None;
+    }
+    SESSIONS.read().get(&id.node()).map(|l| l.peer.clone())
+}
+
 /// The outbound queues of this node's sessions.
 pub fn outbound() -> Vec<OutboundStats> {
     let mut v: Vec<OutboundStats> = SESSIONS

@@ -3,12 +3,13 @@
 //! another node and report progress.
 //!
 //! Commands (see [`Flood::handle`]):
-//! * `flood {n, mode}`: in the background, cast `n` messages at another node's sink. `mode` is
+//! * `flood {n, mode, to?}`: in the background, cast `n` messages at the sink of node `to`
+//!   (any other node when absent). `mode` is
 //!   `raw` (ractor's own unbounded `cast`), `try` ([`crate::remote::try_cast`]: drop when the
 //!   outbound queue is full) or `wait` ([`crate::remote::cast`]: wait for room);
 //! * `flood_status`: `{sent, dropped, failed, done, elapsed_ms, queued}`;
 //! * `sink_count`: messages this node's sink received;
-//! * `call_sink {timeout_ms}`: a bounded [`crate::remote::call`] to the other node's sink,
+//! * `call_sink {timeout_ms, to?}`: a bounded [`crate::remote::call`] to the other node's sink,
 //!   answered with `{ok, error, ms}`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,11 +88,13 @@ impl std::fmt::Debug for Flood {
     }
 }
 
-fn target() -> Result<ActorRef<SinkMsg>, String> {
+/// The sink on node `to`, or on any other node when `to` is absent.
+fn target(to: &Value) -> Result<ActorRef<SinkMsg>, String> {
+    let to = to.as_str();
     remote::lookup_remote::<SinkMsg>("flood-sink")
         .into_iter()
-        .next()
-        .ok_or_else(|| "no sink on another node".to_owned())
+        .find(|r| to.is_none() || remote::node_of(r).as_deref() == to)
+        .ok_or_else(|| format!("no sink on {}", to.unwrap_or("another node")))
 }
 
 impl Flood {
@@ -131,7 +134,7 @@ impl Flood {
                 }))
             })),
             "call_sink" => Some(Box::pin(async move {
-                let to = target()?;
+                let to = target(&args["to"])?;
                 let timeout = Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(5000));
                 let t0 = Instant::now();
                 let r = remote::call(&to, SinkMsg::Count, timeout).await;
@@ -144,7 +147,7 @@ impl Flood {
                 })
             })),
             "flood" => Some(Box::pin(async move {
-                let to = target()?;
+                let to = target(&args["to"])?;
                 let n = args["n"].as_u64().unwrap_or(0);
                 let mode = args["mode"].as_str().unwrap_or("try").to_owned();
                 if !matches!(mode.as_str(), "raw" | "try" | "wait") {
