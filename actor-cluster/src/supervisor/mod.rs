@@ -63,6 +63,9 @@ pub enum DistSupervisorError {
     /// The supervisor's actor did not answer.
     #[error("supervisor unavailable: {0}")]
     Unavailable(String),
+    /// The outbound queue to the child's node stayed full (see [`crate::remote`]).
+    #[error("overloaded: {0}")]
+    Overloaded(String),
 }
 
 /// How long a member that came up may take to introduce its supervisor before it is taken not to
@@ -1001,7 +1004,10 @@ impl DistributedSupervisor {
     }
 
     /// Sends a cast to a child by id, retrying (every millisecond, up to `timeout`) while it is
-    /// not reachable, e.g. while it moves.
+    /// not reachable, e.g. while it moves. A remote child is sent to through
+    /// [`crate::remote::cast`]: while the outbound queue to its node is full this waits for
+    /// room (backpressure), and fails with [`DistSupervisorError::Overloaded`] if none came
+    /// within `timeout`.
     pub async fn cast_child<M: Message>(
         &self,
         id: &str,
@@ -1011,8 +1017,13 @@ impl DistributedSupervisor {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(r) = self.inner.registry.lookup_typed::<M>(id) {
-                if r.cast(msg()).is_ok() {
-                    return Ok(());
+                let left = deadline.saturating_duration_since(Instant::now());
+                match crate::remote::cast(&r, msg(), left).await {
+                    Ok(()) => return Ok(()),
+                    Err(e @ crate::remote::SendError::Overloaded { .. }) => {
+                        return Err(DistSupervisorError::Overloaded(format!("child {id:?}: {e}")))
+                    }
+                    Err(_) => {}
                 }
             }
             if Instant::now() >= deadline {
@@ -1025,6 +1036,8 @@ impl DistributedSupervisor {
     }
 
     /// Calls a child by id, retrying while it is unreachable or the call fails, up to `timeout`.
+    /// A call that finds the outbound queue to the child's node full fails at once with
+    /// [`DistSupervisorError::Overloaded`] (see [`crate::remote::call`]).
     pub async fn call_child<M: Message, R: Send + 'static>(
         &self,
         id: &str,
@@ -1037,9 +1050,12 @@ impl DistributedSupervisor {
                 let left = deadline
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1));
-                if let Ok(ractor::rpc::CallResult::Success(v)) = r.call(&mut msg, Some(left)).await
-                {
-                    return Ok(v);
+                match crate::remote::call(&r, &mut msg, left).await {
+                    Ok(v) => return Ok(v),
+                    Err(e @ crate::remote::SendError::Overloaded { .. }) => {
+                        return Err(DistSupervisorError::Overloaded(format!("child {id:?}: {e}")))
+                    }
+                    Err(_) => {}
                 }
             }
             if Instant::now() >= deadline {
