@@ -434,6 +434,32 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_queue_estimate_resets_when_ractor_wrote_frames_of_its_own() {
+        let (a, _b) = tokio::io::duplex(1024);
+        let (r, w) = tokio::io::split(a);
+        let (lane, _r, _w) = start(
+            "p".into(),
+            r,
+            w,
+            Arc::new(|_: &Lane, _| {}),
+            Arc::new(|| {}),
+        );
+        // ractor's handshake frames were written before any bounded send.
+        lane.frames_out.store(5, Ordering::SeqCst);
+        assert_eq!(lane.queued(), 0);
+        lane.submitted.fetch_add(10, Ordering::SeqCst);
+        assert_eq!(lane.queued(), 10);
+        lane.frames_out.fetch_add(4, Ordering::SeqCst);
+        assert_eq!(lane.queued(), 6);
+        // More frames written than sent (pings while the queue drained): empty, not negative,
+        // and later sends count from there.
+        lane.frames_out.fetch_add(9, Ordering::SeqCst);
+        assert_eq!(lane.queued(), 0);
+        lane.submitted.fetch_add(3, Ordering::SeqCst);
+        assert_eq!(lane.queued(), 3);
+    }
+
     #[test]
     fn chunk_headers_round_trip_and_refuse_bad_ones() {
         assert_eq!(

@@ -149,9 +149,14 @@ pub async fn cast<M: Message>(to: &ActorRef<M>, msg: M, wait: Duration) -> Resul
                             lane.peer
                         )));
                     }
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
                         return Err(refuse(&lane, q));
                     }
+                    // Woken when frames reach the socket; rechecked at least every 50 ms, so
+                    // a connection that closed meanwhile is noticed.
+                    let until = deadline.min(now + Duration::from_millis(50));
+                    let _ = tokio::time::timeout_at(until, notified).await;
                 }
             }
         }

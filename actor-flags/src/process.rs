@@ -34,12 +34,48 @@ pub struct NodeArgs {
     pub store: String,
 }
 
-/// (flag, version) -> when this node installed it (ns since the Unix epoch).
-type Seen = Arc<Mutex<HashMap<(String, u64), u64>>>;
+/// When this node installed each flag version (ns since the Unix epoch), fed by
+/// [`Flags::watch`]: what propagation measurements compare across processes.
+#[derive(Clone, Default)]
+pub struct InstallLog(Arc<Mutex<HashMap<(String, u64), u64>>>);
+
+impl std::fmt::Debug for InstallLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallLog")
+            .field("entries", &self.0.lock().len())
+            .finish()
+    }
+}
+
+impl InstallLog {
+    /// Starts recording the versions `flags` installs from now on.
+    pub fn record(flags: &Flags) -> Self {
+        let log = Self::default();
+        let mut watch = flags.watch();
+        let entries = log.0.clone();
+        tokio::spawn(async move {
+            loop {
+                match watch.recv().await {
+                    Ok((flag, version)) => {
+                        entries.lock().entry((flag, version)).or_insert_with(unix_ns);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        });
+        log
+    }
+
+    /// When `version` of `flag` was installed here, if it was.
+    pub fn installed_at(&self, flag: &str, version: u64) -> Option<u64> {
+        self.0.lock().get(&(flag.to_owned(), version)).copied()
+    }
+}
 
 struct Commands {
     flags: Flags,
-    seen: Seen,
+    seen: InstallLog,
 }
 
 impl ControlExtension for Commands {
@@ -82,10 +118,9 @@ impl ControlExtension for Commands {
                 "seen" => {
                     let versions: Vec<u64> = serde_json::from_value(args["versions"].clone())
                         .map_err(|e| e.to_string())?;
-                    let s = seen.lock();
                     Ok(json!(versions
                         .iter()
-                        .map(|v| s.get(&(flag.clone(), *v)).copied())
+                        .map(|v| seen.installed_at(&flag, *v))
                         .collect::<Vec<_>>()))
                 }
                 other => Err(format!("unknown command {other}")),
@@ -105,20 +140,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     // Every flag is loaded before the node reports ready.
     let flags = Flags::open(store).await?;
-    let seen: Seen = Arc::default();
-    let mut watch = flags.watch();
-    let s2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            match watch.recv().await {
-                Ok((flag, version)) => {
-                    s2.lock().entry((flag, version)).or_insert_with(unix_ns);
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
-            }
-        }
-    });
+    let seen = InstallLog::record(&flags);
     let mut b = Node::builder(args.name).listen(args.listen).cookie("flags");
     if !args.seeds.is_empty() {
         b = b.seeds(args.seeds);

@@ -5,15 +5,14 @@
 //! flag version reached this node's cache), `flags` (every cached flag), `pending` (the
 //! supervisor's outstanding decisions), `owners` (the registry as this node sees it).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use actor_cluster::testkit::{unix_ns, ControlExtension};
+use actor_cluster::testkit::ControlExtension;
 use actor_cluster::Node;
 use actor_flags::admin::FlagJson;
+use actor_flags::process::InstallLog;
 use clap::Parser;
 use futures::future::BoxFuture;
-use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::{App, NodeConfig};
@@ -31,7 +30,7 @@ pub struct NodeCli {
 
 struct Commands {
     app: App,
-    seen: Arc<Mutex<HashMap<(String, u64), u64>>>,
+    seen: InstallLog,
 }
 
 impl ControlExtension for Commands {
@@ -55,7 +54,7 @@ impl ControlExtension for Commands {
                 "seen" => {
                     let flag = args["flag"].as_str().unwrap_or_default().to_owned();
                     let version = args["version"].as_u64().unwrap_or_default();
-                    Ok(json!(seen.lock().get(&(flag, version)).copied()))
+                    Ok(json!(seen.installed_at(&flag, version)))
                 }
                 "flags" => {
                     let mut all: Vec<FlagJson> =
@@ -105,20 +104,7 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     let cli = NodeCli::parse();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let app = App::start(&cli.node, true).await?;
-        let seen: Arc<Mutex<HashMap<(String, u64), u64>>> = Arc::default();
-        let mut watch = app.flags.watch();
-        let s2 = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                match watch.recv().await {
-                    Ok((flag, version)) => {
-                        s2.lock().entry((flag, version)).or_insert_with(unix_ns);
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
-        });
+        let seen = InstallLog::record(&app.flags);
         let node = app.node.clone();
         actor_cluster::testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
         Ok::<(), Box<dyn std::error::Error>>(())
