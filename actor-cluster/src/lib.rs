@@ -16,7 +16,10 @@
 //!   milliseconds, deterministic conflict resolution after a partition heals.
 //! * [`supervisor`]: the distributed dynamic supervisor ([`DistributedSupervisor`]): children
 //!   as data, placement behind a trait, failover, handoff, per-child restart isolation.
-//! * [`remote`]: typed remote refs, found by group name and checked by message type.
+//! * [`remote`]: typed remote refs, found by group name and checked by message type; bounded
+//!   sends ([`remote::try_cast`], [`remote::cast`], [`remote::call`]) that keep each peer's
+//!   outbound queue under a limit. Heartbeats travel on a control lane of each connection
+//!   ([`mux`]), ahead of queued messages.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
 //!

@@ -2,7 +2,12 @@
 //! peer's outbound queue, or wait for room; everything admitted arrives; a call made during
 //! the flood gets an answer or an "overloaded" error, never a timeout; and no node is declared
 //! down, not even under ractor's own unbounded casts, because heartbeats overtake queued data.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -28,7 +33,11 @@ fn downs(nodes: &[TestNode]) -> Vec<(String, MemberEvent)> {
 }
 
 async fn received(n: &TestNode) -> u64 {
-    n.custom("sink_count", json!({})).await.unwrap().as_u64().unwrap()
+    n.custom("sink_count", json!({}))
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap()
 }
 
 /// Floods `to` from `from` and waits until the flood is over and every admitted message
@@ -105,6 +114,10 @@ async fn a_flood_is_bounded_and_nobody_is_declared_down() {
     flood(flooder, target, 300_000, "raw").await;
 
     let members = nodes[2].up_members().await.unwrap();
-    assert_eq!(members.len(), 2, "the observer still sees both: {members:?}");
+    assert_eq!(
+        members.len(),
+        2,
+        "the observer still sees both: {members:?}"
+    );
     assert!(downs(&nodes).is_empty(), "false downs: {:?}", downs(&nodes));
 }

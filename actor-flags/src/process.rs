@@ -57,7 +57,10 @@ impl InstallLog {
             loop {
                 match watch.recv().await {
                     Ok((flag, version)) => {
-                        entries.lock().entry((flag, version)).or_insert_with(unix_ns);
+                        entries
+                            .lock()
+                            .entry((flag, version))
+                            .or_insert_with(unix_ns);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,

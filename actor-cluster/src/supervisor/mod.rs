@@ -1021,7 +1021,9 @@ impl DistributedSupervisor {
                 match crate::remote::cast(&r, msg(), left).await {
                     Ok(()) => return Ok(()),
                     Err(e @ crate::remote::SendError::Overloaded { .. }) => {
-                        return Err(DistSupervisorError::Overloaded(format!("child {id:?}: {e}")))
+                        return Err(DistSupervisorError::Overloaded(format!(
+                            "child {id:?}: {e}"
+                        )))
                     }
                     Err(_) => {}
                 }
@@ -1053,7 +1055,9 @@ impl DistributedSupervisor {
                 match crate::remote::call(&r, &mut msg, left).await {
                     Ok(v) => return Ok(v),
                     Err(e @ crate::remote::SendError::Overloaded { .. }) => {
-                        return Err(DistSupervisorError::Overloaded(format!("child {id:?}: {e}")))
+                        return Err(DistSupervisorError::Overloaded(format!(
+                            "child {id:?}: {e}"
+                        )))
                     }
                     Err(_) => {}
                 }

@@ -3,7 +3,7 @@
 //! the flood.
 //!
 //! ```text
-//! cargo run --release -p actor-cluster --bin overload -- --casts 1000000,10000000 --modes raw,try,wait
+//! cargo run --release -p actor-cluster --example overload -- --casts 1000000,10000000 --modes raw,try,wait
 //! ```
 //!
 //! `raw` is ractor's own unbounded `cast`; `try` and `wait` are the bounded sends of
