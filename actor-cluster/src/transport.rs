@@ -435,6 +435,8 @@ impl Transport {
             if !lane.send_control(bytes.clone()) {
                 tracing::debug!(peer = %lane.peer, "control queue full; heartbeat dropped");
             }
+            metrics::gauge!("cluster_outbound_queued", "peer" => lane.peer.clone())
+                .set(lane.queued() as f64);
         }
     }
 
