@@ -27,7 +27,7 @@ use crate::mux::{self, ControlHandler, Lane, MuxRead, MuxWrite};
 use crate::tls::TlsConfig;
 
 /// Magic bytes at the start of our identity exchange.
-const MAGIC: &[u8; 4] = b"ACT1";
+const MAGIC: &[u8; 4] = b"ACT2";
 /// Largest identity frame accepted.
 const MAX_HELLO: usize = 16 * 1024;
 
@@ -305,8 +305,9 @@ struct Hello {
     identity: NodeIdentity,
 }
 
-/// The identity frame a node sends first on every connection: `ACT1`, a big-endian `u32`
-/// length, and the codec-encoded identity. Public for tests and fuzzing.
+/// The identity frame a node sends first on every connection: `ACT2` (protocol version 2:
+/// data and control chunks follow), a big-endian `u32` length, and the codec-encoded
+/// identity. Public for tests and fuzzing.
 pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, ConnectError> {
     let hello = actor_core::codec::encode(&Hello {
         identity: identity.clone(),
