@@ -209,8 +209,8 @@ impl Lane {
 pub(crate) type ControlHandler = Arc<dyn Fn(&Lane, Control) + Send + Sync>;
 
 /// Starts the lanes over a connection's halves. Returns the shared lane and the reader and
-/// writer to hand to ractor_cluster. `on_error` runs once either task ends with an error (it
-/// cuts the connection, so the other half ends too).
+/// writer to hand to ractor_cluster. `on_error` cuts the connection; it runs when the reader
+/// fails and whenever the writer ends, so neither task outlives the session.
 pub(crate) fn start<R, W>(
     peer: String,
     read: R,
@@ -242,8 +242,10 @@ where
     tokio::spawn(async move {
         if let Err(err) = write_loop(write, ctl_rx, out_rx, &l).await {
             tracing::debug!(peer = %l.peer, error = %err, "connection writer ended");
-            e();
         }
+        // Either the connection failed or ractor dropped its writer (the session is over):
+        // cut the connection, so the reader task ends too even if the peer never closes.
+        e();
         // Wake senders waiting for room: the connection is gone, their next check fails.
         l.drained.notify_waiters();
     });

@@ -93,9 +93,21 @@ fn seeds_decode_as_the_messages_they_encode() {
         };
         assert!(ok, "a seed is a valid message");
     }
-    for s in actor_cluster::fuzzing::identity_seeds() {
-        assert!(actor_cluster::decode_identity_frame(&s).is_ok());
-    }
+    // An identity frame, then a data chunk followed by a heartbeat on the control lane.
+    use actor_cluster::mux::{decode_chunk_header, decode_control, KIND_CONTROL, KIND_DATA};
+    let seeds = actor_cluster::fuzzing::identity_seeds();
+    assert_eq!(seeds.len(), 2);
+    assert!(actor_cluster::decode_identity_frame(&seeds[0]).is_ok());
+    let chunk = |b: &[u8]| {
+        let (kind, len) = decode_chunk_header(b[..5].try_into().unwrap()).unwrap();
+        (kind, b[5..5 + len].to_vec(), b[5 + len..].to_vec())
+    };
+    let (kind, _, rest) = chunk(&seeds[1]);
+    assert_eq!(kind, KIND_DATA);
+    let (kind, body, rest) = chunk(&rest);
+    assert_eq!(kind, KIND_CONTROL);
+    assert!(decode_control(&body).is_ok());
+    assert!(rest.is_empty());
 }
 
 #[test]
