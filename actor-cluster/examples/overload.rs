@@ -69,12 +69,7 @@ impl ControlExtension for Ext {
 }
 
 async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    actor_cluster::testkit::init_logging("warn");
     let mut b = Node::builder(name).listen(args.listen).cookie("overload");
     if let Some(m) = args.max_outbound {
         b = b.max_outbound(m);

@@ -103,6 +103,17 @@ pub fn unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Logging for a node process: to stderr (stdout carries the control protocol), filtered by
+/// `RUST_LOG`, or by `default_filter` when it is unset.
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Custom commands a test binary adds to the control protocol.
 pub trait ControlExtension: Send + Sync + 'static {
     /// Handles the custom command `name`.

@@ -552,13 +552,7 @@ impl ChildKind for CounterKind {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor_cluster=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    actor_cluster::testkit::init_logging("info,ractor_cluster=warn");
     let args = Args::parse();
     let mut timings = Timings::default();
     if let Some(ms) = args.heartbeat_ms {

@@ -4,12 +4,6 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor_cluster=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    actor_cluster::testkit::init_logging("info,ractor_cluster=warn");
     actor_flags::process::run(actor_flags::process::NodeArgs::parse()).await
 }

@@ -78,13 +78,7 @@ impl ControlExtension for Commands {
 /// Logging for a local program's own process (its node processes log with [`run`]): errors only,
 /// unless `RUST_LOG` says otherwise, on stderr, so the program's output stays readable.
 pub fn init_program_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    actor_cluster::testkit::init_logging("error");
 }
 
 /// True when this process was started as a node (`--role node` among the arguments).
@@ -94,13 +88,7 @@ pub fn is_node_process() -> bool {
 
 /// Runs this process as a node until the parent closes its control channel.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor=warn,ractor_cluster=warn,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    actor_cluster::testkit::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
     let cli = NodeCli::parse();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let app = App::start(&cli.node, true).await?;

@@ -152,6 +152,20 @@ pub async fn flag_store(url: &str) -> Result<Arc<dyn FlagStore>, AppError> {
 }
 
 impl App {
+    /// Waits, up to `timeout`, until this node's supervisor knows a supervisor on each of the
+    /// named nodes; returns how long that took.
+    pub async fn wait_for_nodes(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Result<Duration, actor_cluster::testkit::TestkitError> {
+        actor_cluster::testkit::wait_until("every node's supervisor", timeout, || async {
+            let known = self.dsup.eligible_members().await.unwrap_or_default();
+            Ok(names.iter().all(|n| known.contains(n)))
+        })
+        .await
+    }
+
     /// Starts a node: database, flags, cluster membership, the supervisor with the ranking
     /// kinds (`ranking: false` starts a member that runs none), and the admin page.
     pub async fn start(cfg: &NodeConfig, ranking: bool) -> Result<Self, AppError> {

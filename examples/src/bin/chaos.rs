@@ -155,11 +155,9 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     )
     .await?;
     let node_names: Vec<String> = nodes.iter().map(|x| x.name().to_owned()).collect();
-    wait_until("the cluster forms", Duration::from_secs(30), || async {
-        let known = driver.dsup.eligible_members().await.unwrap_or_default();
-        Ok(node_names.iter().all(|x| known.contains(x)))
-    })
-    .await?;
+    driver
+        .wait_for_nodes(&node_names, Duration::from_secs(30))
+        .await?;
 
     // Load: tournaments, replaced as they finish while the faults run; flag changes.
     let progress = Arc::new(Progress::default());

@@ -155,15 +155,9 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     .await?;
     spin.set_message("waiting for the cluster to form");
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
-    let formed = wait_until(
-        "every node's supervisor",
-        Duration::from_secs(30),
-        || async {
-            let known = driver.dsup.eligible_members().await.unwrap_or_default();
-            Ok(names.iter().all(|n| known.contains(n)))
-        },
-    )
-    .await?;
+    let formed = driver
+        .wait_for_nodes(&names, Duration::from_secs(30))
+        .await?;
     say(
         &mp,
         format!(

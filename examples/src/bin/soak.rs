@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{unix_ns, wait_until, TestNode};
+use actor_cluster::testkit::{unix_ns, TestNode};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{SimConfig, TournamentSim};
 use clap::Parser;
@@ -65,11 +65,9 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     )
     .await?;
     let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
-    wait_until("the cluster forms", Duration::from_secs(30), || async {
-        let known = driver.dsup.eligible_members().await.unwrap_or_default();
-        Ok(names.iter().all(|n| known.contains(n)))
-    })
-    .await?;
+    driver
+        .wait_for_nodes(&names, Duration::from_secs(30))
+        .await?;
     let total = Duration::from_secs_f64(cli.minutes * 60.0);
     let end = Instant::now() + total;
     let progress = Arc::new(Progress::default());
