@@ -479,7 +479,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn control_overtakes_queued_data_and_data_arrives_intact() {
+    async fn queued_control_is_written_before_queued_data() {
+        let (a, _b) = tokio::io::duplex(64);
+        let (r, w) = tokio::io::split(a);
+        let (lane, _r, _w) = start(
+            "p".into(),
+            r,
+            w,
+            Arc::new(|_: &Lane, _| {}),
+            Arc::new(|| {}),
+        );
+        let (ctl_tx, ctl_rx) = mpsc::channel(4);
+        let (out_tx, out_rx) = mpsc::channel(4);
+        let data = Bytes::from(frame(&[1, 2, 3]));
+        for _ in 0..3 {
+            out_tx.send(data.clone()).await.unwrap();
+        }
+        ctl_tx.send(Bytes::from_static(b"hb")).await.unwrap();
+        drop(out_tx);
+        let mut out = Vec::new();
+        write_loop(&mut out, ctl_rx, out_rx, &lane).await.unwrap();
+        // The control chunk, queued last, is written first; then the data in order.
+        let head = |at: usize| decode_chunk_header(out[at..at + 5].try_into().unwrap()).unwrap();
+        assert_eq!(head(0), (KIND_CONTROL, 2));
+        assert_eq!(&out[5..7], b"hb");
+        let mut at = 7;
+        for _ in 0..3 {
+            assert_eq!(head(at), (KIND_DATA, data.len()));
+            assert_eq!(&out[at + 5..at + 5 + data.len()], &data[..]);
+            at += 5 + data.len();
+        }
+        assert_eq!(at, out.len());
+        assert_eq!(lane.frames_out.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn control_and_data_share_a_connection_and_arrive_intact() {
         let (a, b) = tokio::io::duplex(1 << 16);
         let (ar, aw) = tokio::io::split(a);
         let (br, bw) = tokio::io::split(b);
