@@ -7,8 +7,11 @@ use std::marker::PhantomData;
 use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 use tokio::sync::broadcast;
 
-use crate::membership::{MemberEvent, SCOPE};
+use crate::membership::MemberEvent;
 use crate::Node;
+
+/// pg scope of the cluster's own actors.
+pub(crate) const SCOPE: &str = "actor_cluster";
 
 /// An actor whose message type crosses nodes: spawned with `(group, local actor)`, it joins the
 /// pg group `group` (in the cluster's scope), so its peers on other nodes find it, and hands everything it receives to a local actor (whose

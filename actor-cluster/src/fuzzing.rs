@@ -61,15 +61,28 @@ fn me(name: &str) -> crate::NodeIdentity {
 
 /// Valid inputs for [`wire`].
 pub fn wire_seeds() -> Vec<Vec<u8>> {
+    use actor_cluster_proto::registry::RegPeerMsg;
+    use actor_cluster_proto::supervisor::SupPeerMsg;
     use actor_core::fuzzing::input_for;
-    let owner = crate::registry::core::Owner {
+    let owner = crate::registry::Owner {
         node: "n1".into(),
         incarnation: 3,
     };
+    let digest = SupPeerMsg::Digest {
+        node: "n1".into(),
+        rows: 10,
+        newest: actor_core::hlc::Stamp::at(99, "n1"),
+    };
     [
-        input_for(1, crate::registry::RegWire::Digest(owner, 12)),
-        input_for(2, crate::supervisor::DsupWire::Leaving("n1".into())),
-        input_for(2, crate::supervisor::DsupWire::Digest("n1".into(), 10, 99)),
+        input_for(
+            1,
+            crate::registry::RegWire::Peer(RegPeerMsg::Digest(owner, 12)),
+        ),
+        input_for(
+            2,
+            crate::supervisor::DsupWire::Peer(SupPeerMsg::Leaving("n1".into())),
+        ),
+        input_for(2, crate::supervisor::DsupWire::Peer(digest)),
     ]
     .into_iter()
     .flatten()

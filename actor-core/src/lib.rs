@@ -34,6 +34,7 @@ pub mod codec;
 pub mod fuzzing;
 pub mod supervisor;
 
+pub use actor_core_base::hlc;
 pub use actor_core_macros::{LocalMessage, RemoteMessage};
 pub use codec::{Codec, CodecError};
 pub use ractor;

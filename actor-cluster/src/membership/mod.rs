@@ -1,11 +1,10 @@
 //! Membership: who is in the cluster, as this node sees it.
 //!
-//! The state machine is [`core::Membership`] (pure, deterministic tests). The actor here wires
+//! The state machine is [`Membership`], from `actor-cluster-proto` (pure, deterministic
+//! tests, simulated there). The actor here wires
 //! it to ractor_cluster's session events, our transport (dials, cuts, heartbeats on each
 //! connection's control lane, ahead of queued data) and a heartbeat timer. Leave announcements
 //! go to the other nodes' membership endpoints (found through a pg group).
-
-pub mod core;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,14 +16,12 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
 use tokio::sync::broadcast;
 
-pub use self::core::{
-    Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Timings,
-};
 use crate::mux::Control;
 use crate::transport::{label_name, ConnectError, Transport};
+pub use actor_cluster_proto::membership::{
+    Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Timings,
+};
 
-/// pg scope of the cluster's own actors.
-pub(crate) const SCOPE: &str = "actor_cluster";
 /// pg group of the membership endpoints.
 pub(crate) const ENDPOINTS: &str = "membership";
 

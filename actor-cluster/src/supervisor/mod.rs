@@ -19,30 +19,31 @@
 //! * Graceful shutdown ([`DistributedSupervisor::drain`]): children are handed off, their state
 //!   exported by [`ChildKind::export`] on the old node and given to the new one at start.
 //!   Active redistribution moves children the same way when a node joins.
+//! * A node that joins starts nothing until it has met the members its peers know and synced
+//!   their registrations, so it cannot mistake a child running elsewhere for a missing one.
+//!
+//! Every decision above is made by the sans-IO [`SupervisorCore`] (from `actor-cluster-proto`,
+//! where the simulator drives it under seeded faults); this module is its shell.
 
-pub mod core;
+mod actor;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_core::supervisor::core::{should_restart, ExitReason, RestartWindow};
-use actor_core::{LocalMessage, RemoteMessage};
-use futures::future::BoxFuture;
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Message, RpcReplyPort, SpawnErr,
-    SupervisionEvent,
+pub use actor_cluster_proto::supervisor::{
+    ChildStatus, ChildTable, DistChildSpec, Placement, Quorum, RandomPlacement, RestartType, Row,
+    SupervisorCore, Uniform,
 };
+use actor_cluster_proto::Now;
+use futures::future::BoxFuture;
+use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort, SpawnErr};
 use tokio::sync::broadcast;
 
-use self::core::{reconcile, Decision, View};
-pub use self::core::{
-    ChildStatus, ChildTable, DistChildSpec, Placement, Quorum, RandomPlacement, RestartType, Row,
-    Stamp, Uniform,
-};
-use crate::endpoint::{forward_member_events, remote_members, Endpoint};
-use crate::membership::MemberEvent;
-use crate::registry::{Registry, RegistryError, RegistryEvent, NAME_CONFLICT};
+pub(crate) use self::actor::DsupWire;
+use self::actor::{DState, DsupActor, DsupMsg};
+use crate::endpoint::{forward_member_events, Endpoint};
+use crate::registry::{Registry, RegistryEvent};
 use crate::Node;
 
 /// Errors of the distributed supervisor.
@@ -68,12 +69,8 @@ pub enum DistSupervisorError {
     Overloaded(String),
 }
 
-/// How long a member that came up may take to introduce its supervisor before it is taken not to
-/// run one (starts wait for it meanwhile).
-const PENDING_GRACE: Duration = Duration::from_secs(2);
-
 /// Marks registry metadata that carries a handed-off state.
-const HANDOFF_MAGIC: &[u8] = b"\xfa\xceHANDOFF";
+pub(crate) const HANDOFF_MAGIC: &[u8] = b"\xfa\xceHANDOFF";
 
 /// What a kind's factory gets.
 #[derive(Debug)]
@@ -135,602 +132,6 @@ pub struct DistChildCount {
     pub failed: usize,
 }
 
-#[derive(RemoteMessage)]
-pub(crate) enum DsupWire {
-    Rows(Vec<Row>),
-    /// A node's kinds; `true` asks the receivers to answer with theirs.
-    Hello(String, Vec<String>, bool),
-    Digest(String, u64, u64),
-    Leaving(String),
-}
-
-#[derive(LocalMessage)]
-pub(crate) enum DsupMsg {
-    Put(
-        Vec<DistChildSpec>,
-        RpcReplyPort<Result<(), DistSupervisorError>>,
-    ),
-    Terminate(String, RpcReplyPort<Result<(), DistSupervisorError>>),
-    Table(RpcReplyPort<Vec<Row>>),
-    Local(RpcReplyPort<Vec<String>>),
-    Eligible(RpcReplyPort<Vec<String>>),
-    /// How many decisions a reconciliation would take now (0: settled).
-    Pending(RpcReplyPort<usize>),
-    Drain(RpcReplyPort<()>),
-    Wire(DsupWire),
-    Member(MemberEvent),
-    Registry,
-    /// A child's registration went away with the node it ran on (child id, node).
-    Lost(String, String),
-    Reconcile,
-    Tick,
-}
-
-struct LocalChild {
-    cell: ActorCell,
-    window: RestartWindow,
-    /// We are stopping it (moved, terminated, drained): its exit is not a failure.
-    stopping: bool,
-}
-
-struct DState {
-    me: String,
-    group: String,
-    table: ChildTable,
-    kinds: Arc<HashMap<String, Arc<dyn ChildKind>>>,
-    placement: Arc<dyn Placement>,
-    active: bool,
-    registry: Registry,
-    /// Live members (this node included) and the kinds they run.
-    members: HashMap<String, BTreeSet<String>>,
-    /// Members up but whose kinds are not known yet, since when.
-    pending_members: HashMap<String, Instant>,
-    leaving: HashSet<String>,
-    running: HashMap<String, LocalChild>,
-    by_cell: HashMap<ActorId, String>,
-    hold_until: Option<Instant>,
-    reconcile_pending: bool,
-    ticks: u64,
-    last_full: Option<Instant>,
-    draining: bool,
-    /// Children whose registration went away, and the node they ran on: a start of one whose
-    /// node is no longer a member is a failover.
-    lost: HashMap<String, String>,
-}
-
-struct DsupActor;
-
-impl DsupActor {
-    fn endpoints(st: &DState) -> Vec<ActorRef<DsupWire>> {
-        remote_members(&st.group)
-    }
-
-    fn broadcast(st: &DState, msg: impl Fn() -> DsupWire) {
-        for ep in Self::endpoints(st) {
-            let _ = ep.cast(msg());
-        }
-    }
-
-    fn hello(st: &DState, ask: bool) {
-        let kinds: Vec<String> = st.kinds.keys().cloned().collect();
-        let me = st.me.clone();
-        Self::broadcast(st, || DsupWire::Hello(me.clone(), kinds.clone(), ask));
-    }
-
-    fn send_full(st: &mut DState) {
-        let now = Instant::now();
-        if st
-            .last_full
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(500))
-        {
-            return;
-        }
-        st.last_full = Some(now);
-        let rows: Vec<Row> = st.table.rows().cloned().collect();
-        for chunk in rows.chunks(2000) {
-            let chunk = chunk.to_vec();
-            Self::broadcast(st, || DsupWire::Rows(chunk.clone()));
-        }
-    }
-
-    fn trigger(myself: &ActorRef<DsupMsg>, st: &mut DState) {
-        if !st.reconcile_pending {
-            st.reconcile_pending = true;
-            let _ = myself.cast(DsupMsg::Reconcile);
-        }
-    }
-
-    fn put_row(st: &mut DState, spec: DistChildSpec, status: ChildStatus) -> Row {
-        let stamp = st.table.next_stamp(&st.me);
-        let row = Row {
-            spec,
-            status,
-            stamp,
-        };
-        st.table.merge(row.clone());
-        row
-    }
-
-    fn located(st: &DState) -> HashMap<String, String> {
-        st.registry.owners()
-    }
-
-    async fn start_local(&self, myself: &ActorRef<DsupMsg>, st: &mut DState, id: &str) {
-        let Some(row) = st.table.get(id).cloned() else {
-            return;
-        };
-        let Some(kind) = st.kinds.get(&row.spec.kind).cloned() else {
-            return;
-        };
-        let handoff = st
-            .registry
-            .take_removed_meta(id)
-            .and_then(|m| m.strip_prefix(HANDOFF_MAGIC).map(<[u8]>::to_vec));
-        tracing::debug!(child = id, handoff = handoff.is_some(), "starting child");
-        let ctx = StartContext {
-            id: id.to_owned(),
-            args: row.spec.args.clone(),
-            handoff,
-            supervisor: myself.get_cell(),
-        };
-        let cell = match kind.start(ctx).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(child = id, error = %e, "child failed to start");
-                self.child_failed(myself, st, id, None, format!("start failed: {e}"));
-                return;
-            }
-        };
-        match st.registry.register(id, cell.clone(), Vec::new()).await {
-            Ok(()) => {}
-            Err(RegistryError::AlreadyRegistered { holder, .. }) => {
-                tracing::debug!(child = id, holder = ?holder, "child already runs elsewhere; stopping this copy");
-                cell.kill();
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(child = id, error = %e, "cannot register child");
-                cell.kill();
-                return;
-            }
-        }
-        st.by_cell.insert(cell.get_id(), id.to_owned());
-        metrics::counter!("dsup_child_starts_total", "supervisor" => st.group.clone()).increment(1);
-        if let Some(prev) = st.lost.remove(id) {
-            if !st.members.contains_key(&prev) {
-                metrics::counter!("dsup_failovers_total", "supervisor" => st.group.clone())
-                    .increment(1);
-            }
-        }
-        let window = st
-            .running
-            .remove(id)
-            .map(|l| l.window)
-            .unwrap_or_else(|| RestartWindow::new(row.spec.intensity_value()));
-        st.running.insert(
-            id.to_owned(),
-            LocalChild {
-                cell,
-                window,
-                stopping: false,
-            },
-        );
-    }
-
-    /// A restart was needed and failed or exceeded the intensity: the child is marked failed.
-    fn child_failed(
-        &self,
-        myself: &ActorRef<DsupMsg>,
-        st: &mut DState,
-        id: &str,
-        _cell: Option<ActorCell>,
-        reason: String,
-    ) {
-        let Some(row) = st.table.get(id).cloned() else {
-            return;
-        };
-        tracing::error!(child = id, %reason, "child marked failed");
-        st.running.remove(id);
-        let row = Self::put_row(
-            st,
-            row.spec,
-            ChildStatus::Failed {
-                node: st.me.clone(),
-                reason,
-            },
-        );
-        Self::broadcast(st, || DsupWire::Rows(vec![row.clone()]));
-        Self::trigger(myself, st);
-    }
-
-    async fn stop_local(st: &mut DState, id: &str, reason: &str) {
-        if let Some(local) = st.running.get_mut(id) {
-            local.stopping = true;
-            local.cell.stop(Some(reason.to_owned()));
-        }
-        let _ = st.registry.unregister(id).await;
-    }
-
-    /// Hands a child over: its exported state goes into its registry entry's metadata (so it
-    /// reaches every node before the entry is removed, in the owner's order), then it stops.
-    async fn move_local(st: &mut DState, id: &str, target: &str) {
-        let Some(local) = st.running.get(id) else {
-            return;
-        };
-        let cell = local.cell.clone();
-        let kind = st
-            .table
-            .get(id)
-            .and_then(|r| st.kinds.get(&r.spec.kind).cloned());
-        if let Some(kind) = kind {
-            let exported = kind.export(cell).await;
-            tracing::debug!(
-                child = id,
-                exported = exported.as_ref().map(Vec::len),
-                "exported state"
-            );
-            if let Some(state) = exported {
-                let mut meta = HANDOFF_MAGIC.to_vec();
-                meta.extend_from_slice(&state);
-                if let Err(e) = st.registry.update_meta(id, meta).await {
-                    tracing::warn!(child = id, error = %e, "cannot publish the handoff state");
-                }
-            }
-        }
-        tracing::debug!(child = id, to = target, "handing child off");
-        Self::stop_local(st, id, "handoff").await;
-    }
-
-    /// Whether some peer's registrations are not known yet: until they are, this node cannot
-    /// tell which children already run there, and starts nothing.
-    fn unsynced(st: &DState) -> bool {
-        let now = Instant::now();
-        st.members.keys().any(|n| !st.registry.is_synced_with(n))
-            || st
-                .pending_members
-                .values()
-                .any(|since| now.duration_since(*since) < PENDING_GRACE)
-    }
-
-    /// What a reconciliation would decide now.
-    fn decide(st: &DState) -> Vec<Decision> {
-        let located = Self::located(st);
-        let running: BTreeSet<String> = st
-            .running
-            .iter()
-            .filter(|(_, l)| !l.stopping)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut members = st.members.clone();
-        for l in &st.leaving {
-            members.remove(l);
-        }
-        if st.draining {
-            members.remove(&st.me);
-        }
-        let now = Instant::now();
-        let holding = st.hold_until.is_some_and(|t| now < t) || Self::unsynced(st);
-        let held: BTreeSet<String> = if holding {
-            st.table.live().map(|r| r.spec.id.clone()).collect()
-        } else {
-            BTreeSet::new()
-        };
-        let view = View {
-            me: &st.me,
-            members: &members,
-            located: &located,
-            running: &running,
-            held: &held,
-            active: st.active && !st.draining,
-        };
-        reconcile(&st.table, st.placement.as_ref(), &view)
-    }
-
-    async fn do_reconcile(&self, myself: &ActorRef<DsupMsg>, st: &mut DState) {
-        st.reconcile_pending = false;
-        let now = Instant::now();
-        let holding = st.hold_until.is_some_and(|t| now < t);
-        for d in Self::decide(st) {
-            match d {
-                Decision::Start(id) if !st.draining => self.start_local(myself, st, &id).await,
-                Decision::Start(_) => {}
-                Decision::Stop(id) => Self::stop_local(st, &id, "not placed here").await,
-                Decision::Move(id, target) => {
-                    // Move only to a node that is up and knows the kind (it is in `members`).
-                    Self::move_local(st, &id, &target).await;
-                }
-            }
-        }
-        if holding {
-            if let Some(t) = st.hold_until {
-                myself.send_after(t.saturating_duration_since(now), || DsupMsg::Reconcile);
-            }
-        }
-    }
-
-    async fn child_exit(
-        &self,
-        myself: &ActorRef<DsupMsg>,
-        st: &mut DState,
-        cell: ActorCell,
-        exit: ExitReason,
-    ) {
-        let Some(id) = st.by_cell.remove(&cell.get_id()) else {
-            return;
-        };
-        let Some(local) = st.running.get(&id) else {
-            return;
-        };
-        if local.cell.get_id() != cell.get_id() {
-            return;
-        }
-        if local.stopping {
-            st.running.remove(&id);
-            Self::trigger(myself, st);
-            return;
-        }
-        if matches!(&exit, ExitReason::Normal(Some(r)) if r == NAME_CONFLICT) {
-            tracing::info!(child = %id, "child lost a name conflict; it runs elsewhere");
-            st.running.remove(&id);
-            return;
-        }
-        let Some(row) = st.table.get(&id).cloned() else {
-            st.running.remove(&id);
-            return;
-        };
-        let _ = st.registry.unregister(&id).await;
-        if !should_restart(row.spec.restart.into(), &exit) {
-            st.running.remove(&id);
-            let row = Self::put_row(st, row.spec, ChildStatus::Removed);
-            Self::broadcast(st, || DsupWire::Rows(vec![row.clone()]));
-            return;
-        }
-        let allowed = st
-            .running
-            .get_mut(&id)
-            .map(|l| l.window.record(Instant::now()))
-            .unwrap_or(false);
-        if !allowed {
-            let reason = match exit {
-                ExitReason::Failed(e) => e,
-                other => format!("{other:?}"),
-            };
-            self.child_failed(
-                myself,
-                st,
-                &id,
-                Some(cell),
-                format!("over its intensity; last exit: {reason}"),
-            );
-            return;
-        }
-        tracing::info!(child = %id, ?exit, "restarting child locally");
-        metrics::counter!("dsup_child_restarts_total", "supervisor" => st.group.clone())
-            .increment(1);
-        self.start_local(myself, st, &id).await;
-    }
-}
-
-impl Actor for DsupActor {
-    type Msg = DsupMsg;
-    type State = DState;
-    type Arguments = DState;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DsupMsg>,
-        st: DState,
-    ) -> Result<DState, ActorProcessingErr> {
-        myself.send_interval(Duration::from_millis(500), || DsupMsg::Tick);
-        Ok(st)
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DsupMsg>,
-        msg: DsupMsg,
-        st: &mut DState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            DsupMsg::Put(specs, reply) => {
-                let live: Vec<String> = st.members.keys().cloned().collect();
-                if !st.placement.has_quorum(&live) {
-                    let _ = reply.send(Err(DistSupervisorError::QuorumNotMet));
-                    return Ok(());
-                }
-                let mut rows = Vec::new();
-                for mut spec in specs {
-                    if st
-                        .table
-                        .get(&spec.id)
-                        .is_some_and(|r| r.status == ChildStatus::Live)
-                    {
-                        continue;
-                    }
-                    let cands = core::candidates(&st.members, &spec.kind);
-                    if cands.is_empty() {
-                        let _ = reply.send(Err(DistSupervisorError::NoEligibleNode(spec.kind)));
-                        return Ok(());
-                    }
-                    if st.placement.is_random() {
-                        let i = rand::random_range(0..cands.len());
-                        spec.pinned = cands.get(i).cloned();
-                    }
-                    rows.push(Self::put_row(st, spec, ChildStatus::Live));
-                }
-                for chunk in rows.chunks(2000) {
-                    let chunk = chunk.to_vec();
-                    Self::broadcast(st, || DsupWire::Rows(chunk.clone()));
-                }
-                Self::trigger(&myself, st);
-                let _ = reply.send(Ok(()));
-            }
-            DsupMsg::Terminate(id, reply) => {
-                let result = match st.table.get(&id).cloned() {
-                    Some(row) if row.status != ChildStatus::Removed => {
-                        let row = Self::put_row(st, row.spec, ChildStatus::Removed);
-                        Self::broadcast(st, || DsupWire::Rows(vec![row.clone()]));
-                        Self::trigger(&myself, st);
-                        Ok(())
-                    }
-                    _ => Err(DistSupervisorError::NotFound(id)),
-                };
-                let _ = reply.send(result);
-            }
-            DsupMsg::Table(reply) => {
-                let _ = reply.send(st.table.rows().cloned().collect());
-            }
-            DsupMsg::Local(reply) => {
-                let mut ids: Vec<String> = st
-                    .running
-                    .iter()
-                    .filter(|(_, l)| !l.stopping)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                ids.sort();
-                let _ = reply.send(ids);
-            }
-            DsupMsg::Eligible(reply) => {
-                let mut names: Vec<String> = st
-                    .members
-                    .keys()
-                    .filter(|n| !st.leaving.contains(*n))
-                    .cloned()
-                    .collect();
-                names.sort();
-                let _ = reply.send(names);
-            }
-            DsupMsg::Drain(reply) => {
-                st.draining = true;
-                let me = st.me.clone();
-                Self::broadcast(st, || DsupWire::Leaving(me.clone()));
-                let mut members = st.members.clone();
-                members.remove(&st.me);
-                for l in &st.leaving {
-                    members.remove(l);
-                }
-                let ids: Vec<String> = st.running.keys().cloned().collect();
-                for id in ids {
-                    let target = st.table.get(&id).and_then(|r| {
-                        let cands = core::candidates(&members, &r.spec.kind);
-                        st.placement.place(&r.spec, &cands)
-                    });
-                    match target {
-                        Some(t) => Self::move_local(st, &id, &t).await,
-                        None => Self::stop_local(st, &id, "drained").await,
-                    }
-                }
-                let _ = reply.send(());
-            }
-            DsupMsg::Wire(DsupWire::Rows(rows)) => {
-                let mut changed = false;
-                for r in rows {
-                    changed |= st.table.merge(r);
-                }
-                if changed {
-                    Self::trigger(&myself, st);
-                }
-            }
-            DsupMsg::Wire(DsupWire::Hello(node, kinds, ask)) => {
-                if ask {
-                    Self::hello(st, false);
-                }
-                st.pending_members.remove(&node);
-                st.members.insert(node, kinds.into_iter().collect());
-                Self::trigger(&myself, st);
-            }
-            DsupMsg::Wire(DsupWire::Digest(node, count, max)) => {
-                if !st.members.contains_key(&node) && !st.leaving.contains(&node) {
-                    // A peer whose kinds we do not know: hello until it answers with its own.
-                    st.pending_members.entry(node).or_insert_with(Instant::now);
-                    Self::hello(st, true);
-                }
-                let (c, m) = st.table.digest();
-                if (c as u64, m) != (count, max) {
-                    Self::send_full(st);
-                }
-            }
-            DsupMsg::Pending(reply) => {
-                let holding =
-                    st.hold_until.is_some_and(|t| Instant::now() < t) || Self::unsynced(st);
-                let _ = reply.send(Self::decide(st).len() + usize::from(holding));
-            }
-            DsupMsg::Wire(DsupWire::Leaving(node)) => {
-                st.leaving.insert(node);
-                Self::trigger(&myself, st);
-            }
-            DsupMsg::Member(MemberEvent::MemberUp(n)) => {
-                st.leaving.remove(&n.name);
-                st.members.remove(&n.name);
-                st.pending_members.insert(n.name, Instant::now());
-                Self::hello(st, true);
-                st.last_full = None;
-                Self::send_full(st);
-            }
-            DsupMsg::Member(MemberEvent::MemberDown { node, .. })
-            | DsupMsg::Member(MemberEvent::MemberLeft(node)) => {
-                st.members.remove(&node.name);
-                st.pending_members.remove(&node.name);
-                st.leaving.remove(&node.name);
-                let delay = st.placement.restart_delay();
-                if !delay.is_zero() {
-                    st.hold_until = Some(Instant::now() + delay);
-                }
-                Self::trigger(&myself, st);
-            }
-            DsupMsg::Registry => Self::trigger(&myself, st),
-            DsupMsg::Lost(id, node) => {
-                if node != st.me {
-                    if st.lost.len() >= 100_000 {
-                        st.lost.clear();
-                    }
-                    st.lost.insert(id, node);
-                }
-            }
-            DsupMsg::Reconcile => self.do_reconcile(&myself, st).await,
-            DsupMsg::Tick => {
-                let (c, m) = st.table.digest();
-                let me = st.me.clone();
-                Self::broadcast(st, || DsupWire::Digest(me.clone(), c as u64, m));
-                if !st.pending_members.is_empty() {
-                    Self::hello(st, true);
-                }
-                // Changes trigger reconciliation themselves; the timer is a safety net (and
-                // ends holds), so a full pass runs every few ticks, or while holding.
-                st.ticks += 1;
-                let holding = st.hold_until.is_some() || Self::unsynced(st);
-                if holding || st.ticks % 5 == 0 {
-                    if st.hold_until.is_some_and(|t| Instant::now() >= t) {
-                        st.hold_until = None;
-                    }
-                    Self::trigger(&myself, st);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        myself: ActorRef<DsupMsg>,
-        evt: SupervisionEvent,
-        st: &mut DState,
-    ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                self.child_exit(&myself, st, cell, ExitReason::from_terminated(reason))
-                    .await
-            }
-            SupervisionEvent::ActorFailed(cell, err) => {
-                self.child_exit(&myself, st, cell, ExitReason::Failed(err.to_string()))
-                    .await
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
 /// Builds a [`DistributedSupervisor`].
 pub struct DistributedSupervisorBuilder {
     name: String,
@@ -773,41 +174,31 @@ impl DistributedSupervisorBuilder {
     pub async fn start(self, node: &Node) -> Result<DistributedSupervisor, crate::ClusterError> {
         let registry = Registry::start(node, &format!("dsup:{}", self.name)).await?;
         let me = node.identity().name.clone();
-        let kinds = Arc::new(self.kinds);
-        let mut members = HashMap::new();
-        members.insert(
-            me.clone(),
-            kinds.keys().cloned().collect::<BTreeSet<String>>(),
-        );
-        let mut pending_members = HashMap::new();
+        let mut core =
+            SupervisorCore::new(me, self.kinds.keys().cloned(), self.placement, self.active);
+        let now = Now {
+            mono: Instant::now(),
+            wall_ns: crate::registry::wall_ns(),
+        };
         for m in node.members().await.unwrap_or_default() {
             if matches!(
                 m.state,
                 crate::MemberState::Up | crate::MemberState::Suspect
             ) {
-                pending_members.insert(m.node.name, Instant::now());
+                // Its kinds are asked for on the first tick.
+                let _ = core.on_member_up(now, &m.node.name);
             }
         }
         let group = format!("dsup:{}", self.name);
         let st = DState {
-            me,
+            core,
             group: group.clone(),
-            table: ChildTable::default(),
-            kinds,
-            placement: self.placement,
-            active: self.active,
+            kinds: Arc::new(self.kinds),
             registry: registry.clone(),
-            members,
-            pending_members,
-            leaving: HashSet::new(),
-            running: HashMap::new(),
+            cells: HashMap::new(),
             by_cell: HashMap::new(),
-            hold_until: None,
             reconcile_pending: false,
-            ticks: 0,
-            last_full: None,
-            draining: false,
-            lost: HashMap::new(),
+            wake: None,
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;
@@ -822,14 +213,12 @@ impl DistributedSupervisorBuilder {
             loop {
                 match reg_events.recv().await {
                     Ok(RegistryEvent::Unregistered { name, owner }) => {
-                        if fwd.cast(DsupMsg::Lost(name, owner.node)).is_err()
-                            || fwd.cast(DsupMsg::Registry).is_err()
-                        {
+                        if fwd.cast(DsupMsg::Lost(name, owner.node)).is_err() {
                             return;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        if fwd.cast(DsupMsg::Registry).is_err() {
+                        if fwd.cast(DsupMsg::Reconcile).is_err() {
                             return;
                         }
                     }

@@ -32,7 +32,8 @@
 //! ```
 
 mod actor;
-pub mod core;
+/// The pure restart rules (from `actor-core-base`), which the actors below carry out.
+pub use actor_core_base::supervision as core;
 
 use std::fmt;
 use std::future::Future;

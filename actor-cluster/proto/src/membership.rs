@@ -11,17 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// Who a node is: its unique name, the incarnation of this run (a restarted node with the same
-/// name has a higher incarnation) and the address it accepts cluster connections on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NodeIdentity {
-    /// The node's unique name.
-    pub name: String,
-    /// The incarnation of this run (start time in nanoseconds since the Unix epoch by default).
-    pub incarnation: u64,
-    /// The address the node accepts cluster connections on.
-    pub addr: SocketAddr,
-}
+pub use crate::identity::NodeIdentity;
 
 /// A member's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

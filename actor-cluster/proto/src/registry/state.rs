@@ -1,33 +1,27 @@
-//! The sans-IO registry replica.
+//! The replicated data of a registry: every owner's registrations and the winner of each name.
 //!
 //! Every node is the only writer of its own registrations ("owner-authoritative" state, as in
 //! Erlang's `pg`): it numbers its changes (a version per owner incarnation) and sends each change
 //! to every node as a delta, plus a digest of its version from time to time so that a node that
 //! missed a delta pulls the owner's full state. A node's replica is the union of every owner's
 //! latest state. A name held by two owners (registered concurrently, or on both sides of a
-//! partition) has one deterministic winner: the older registration (registration time, then
-//! owner name, then incarnation). The loser's owner stops its actor.
+//! partition) has one deterministic winner: the older registration (its hybrid-logical-clock
+//! stamp, then the owner's incarnation). The loser's owner stops its actor.
 
 use std::collections::{BTreeMap, HashMap};
 
+use actor_core_base::hlc::Stamp;
 use serde::{Deserialize, Serialize};
 
-/// Who owns a registration: a node incarnation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Owner {
-    /// The node's name.
-    pub node: String,
-    /// The node's incarnation.
-    pub incarnation: u64,
-}
+pub use crate::identity::Owner;
 
 /// One registration as replicated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     /// The registered name.
     pub name: String,
-    /// When it was registered (ns since the Unix epoch, on the owner's clock).
-    pub registered_at: u64,
+    /// When it was registered, on the owner's hybrid logical clock.
+    pub stamp: Stamp,
     /// User metadata (opaque bytes).
     pub meta: Vec<u8>,
 }
@@ -72,11 +66,7 @@ struct OwnerState {
 }
 
 fn older(a: &(Owner, Registration), b: &(Owner, Registration)) -> std::cmp::Ordering {
-    (a.1.registered_at, &a.0.node, a.0.incarnation).cmp(&(
-        b.1.registered_at,
-        &b.0.node,
-        b.0.incarnation,
-    ))
+    (&a.1.stamp, &a.0.node, a.0.incarnation).cmp(&(&b.1.stamp, &b.0.node, b.0.incarnation))
 }
 
 /// One node's replica of a registry.
@@ -173,7 +163,7 @@ impl RegistryCore {
     pub fn register_local(
         &mut self,
         name: &str,
-        registered_at: u64,
+        stamp: Stamp,
         meta: Vec<u8>,
     ) -> Result<(u64, Op, Vec<Change>), Holder> {
         if let Some(h) = self.winner(name) {
@@ -181,7 +171,7 @@ impl RegistryCore {
         }
         let reg = Registration {
             name: name.to_owned(),
-            registered_at,
+            stamp,
             meta,
         };
         Ok(self.put_local(reg))
@@ -364,7 +354,7 @@ mod tests {
     fn reg(name: &str, at: u64) -> Registration {
         Registration {
             name: name.into(),
-            registered_at: at,
+            stamp: Stamp::at(at, "w"),
             meta: vec![],
         }
     }
@@ -373,19 +363,19 @@ mod tests {
     fn local_registration_and_taken_names() {
         let mut a = RegistryCore::new(owner("a"));
         let (v, op, ch) = a
-            .register_local("x", 10, vec![1])
+            .register_local("x", Stamp::at(10, "a"), vec![1])
             .unwrap_or_else(|_| (0, Op::Remove(String::new()), vec![]));
         assert_eq!(v, 1);
         assert_eq!(
             op,
             Op::Put(Registration {
                 name: "x".into(),
-                registered_at: 10,
+                stamp: Stamp::at(10, "a"),
                 meta: vec![1]
             })
         );
         assert_eq!(ch.len(), 1);
-        let err = a.register_local("x", 11, vec![]).err();
+        let err = a.register_local("x", Stamp::at(11, "a"), vec![]).err();
         assert_eq!(err.map(|h| h.owner), Some(owner("a")));
         assert!(a.unregister_local("x").is_some());
         assert!(a.winner("x").is_none());
@@ -419,10 +409,10 @@ mod tests {
         let mut a = RegistryCore::new(owner("a"));
         let mut b = RegistryCore::new(owner("b"));
         let (va, opa, _) = a
-            .register_local("x", 200, vec![])
+            .register_local("x", Stamp::at(200, "a"), vec![])
             .unwrap_or_else(|_| (0, Op::Remove(String::new()), vec![]));
         let (vb, opb, _) = b
-            .register_local("x", 100, vec![])
+            .register_local("x", Stamp::at(100, "b"), vec![])
             .unwrap_or_else(|_| (0, Op::Remove(String::new()), vec![]));
         a.apply_delta(&owner("b"), vb, opb).unwrap_or_default();
         b.apply_delta(&owner("a"), va, opa).unwrap_or_default();
@@ -432,10 +422,15 @@ mod tests {
         let x = vec!["x".to_string()];
         assert_eq!(a.lost_locally(&x).len(), 1);
         assert!(b.lost_locally(&x).is_empty());
-        // Equal times: the node name decides.
+        // Equal wall-clock times: the writer's name decides.
         let mut c = RegistryCore::new(owner("c"));
-        c.register_local("y", 5, vec![]).ok();
-        c.apply_delta(&owner("b"), 1, Op::Put(reg("y", 5)))
+        c.register_local("y", Stamp::at(5, "c"), vec![]).ok();
+        let from_b = Registration {
+            name: "y".into(),
+            stamp: Stamp::at(5, "b"),
+            meta: vec![],
+        };
+        c.apply_delta(&owner("b"), 1, Op::Put(from_b))
             .unwrap_or_default();
         assert_eq!(c.winner("y").map(|h| h.owner), Some(owner("b")));
     }

@@ -1,181 +1,11 @@
-//! The sans-IO core of the distributed supervisor: the replicated child table, placement and
-//! the reconciliation that decides what this node starts and stops.
+//! Placement: where each child runs, as a pure function of (child, live eligible members), and
+//! the reconciliation that turns a node's view into starts, stops and moves.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use actor_core::supervisor::{Intensity, Restart};
-use serde::{Deserialize, Serialize};
-
-/// A child's specification, as data: any node that knows its kind can start it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DistChildSpec {
-    /// Unique per supervisor; the child is registered under it.
-    pub id: String,
-    /// The kind: a name registered on each node with a factory.
-    pub kind: String,
-    /// Serialized arguments for the factory.
-    pub args: Vec<u8>,
-    /// Restart type (applies to local restarts and to exits).
-    pub restart: RestartType,
-    /// Local restart intensity of this child.
-    pub max_restarts: u32,
-    /// Window of the intensity, ms.
-    pub period_ms: u64,
-    /// The node chosen at start (random placement); others place by hashing.
-    pub pinned: Option<String>,
-}
-
-/// Serializable restart type (mirrors `actor_core::supervisor::Restart`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum RestartType {
-    /// Always restarted.
-    #[default]
-    Permanent,
-    /// Restarted after an abnormal exit; a normal exit removes it.
-    Transient,
-    /// Never restarted: any exit, or its node going down, removes it.
-    Temporary,
-}
-
-impl From<RestartType> for Restart {
-    fn from(r: RestartType) -> Self {
-        match r {
-            RestartType::Permanent => Restart::Permanent,
-            RestartType::Transient => Restart::Transient,
-            RestartType::Temporary => Restart::Temporary,
-        }
-    }
-}
-
-impl DistChildSpec {
-    /// A permanent child with OTP's default intensity (3 restarts in 5 s).
-    pub fn new(id: impl Into<String>, kind: impl Into<String>, args: Vec<u8>) -> Self {
-        let i = Intensity::default();
-        Self {
-            id: id.into(),
-            kind: kind.into(),
-            args,
-            restart: RestartType::Permanent,
-            max_restarts: i.max_restarts,
-            period_ms: i.period.as_millis() as u64,
-            pinned: None,
-        }
-    }
-
-    /// Sets the restart type.
-    pub fn restart(mut self, r: RestartType) -> Self {
-        self.restart = r;
-        self
-    }
-
-    /// Sets the local restart intensity.
-    pub fn intensity(mut self, max_restarts: u32, period: Duration) -> Self {
-        self.max_restarts = max_restarts;
-        self.period_ms = period.as_millis() as u64;
-        self
-    }
-
-    /// The intensity as actor-core's type.
-    pub fn intensity_value(&self) -> Intensity {
-        Intensity {
-            max_restarts: self.max_restarts,
-            period: Duration::from_millis(self.period_ms),
-        }
-    }
-}
-
-/// A child's status in the table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ChildStatus {
-    /// To be running somewhere.
-    Live,
-    /// Exceeded its intensity on `node`; not restarted until started again.
-    Failed {
-        /// Where it failed.
-        node: String,
-        /// Its last error.
-        reason: String,
-    },
-    /// Terminated or finished: kept as a tombstone so late deltas cannot revive it.
-    Removed,
-}
-
-/// A last-writer-wins stamp: a Lamport counter, then the writer's name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-pub struct Stamp {
-    /// Lamport counter.
-    pub counter: u64,
-    /// Writer node.
-    pub node: String,
-}
-
-/// One row of the child table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Row {
-    /// The spec.
-    pub spec: DistChildSpec,
-    /// Its status.
-    pub status: ChildStatus,
-    /// Its stamp.
-    pub stamp: Stamp,
-}
-
-/// The replicated child table (a last-writer-wins map of rows).
-#[derive(Debug, Clone, Default)]
-pub struct ChildTable {
-    rows: BTreeMap<String, Row>,
-    clock: u64,
-}
-
-impl ChildTable {
-    /// A new stamp from `node`, after everything seen.
-    pub fn next_stamp(&mut self, node: &str) -> Stamp {
-        self.clock += 1;
-        Stamp {
-            counter: self.clock,
-            node: node.to_owned(),
-        }
-    }
-
-    /// Merges a row; returns whether it changed the table.
-    pub fn merge(&mut self, row: Row) -> bool {
-        self.clock = self.clock.max(row.stamp.counter);
-        match self.rows.get(&row.spec.id) {
-            Some(old) if old.stamp >= row.stamp => false,
-            _ => {
-                self.rows.insert(row.spec.id.clone(), row);
-                true
-            }
-        }
-    }
-
-    /// The row of a child.
-    pub fn get(&self, id: &str) -> Option<&Row> {
-        self.rows.get(id)
-    }
-
-    /// Rows of live children.
-    pub fn live(&self) -> impl Iterator<Item = &Row> {
-        self.rows.values().filter(|r| r.status == ChildStatus::Live)
-    }
-
-    /// Every row, tombstones included.
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.rows.values()
-    }
-
-    /// A digest: number of rows and the highest stamp counter.
-    pub fn digest(&self) -> (usize, u64) {
-        let max = self
-            .rows
-            .values()
-            .map(|r| r.stamp.counter)
-            .max()
-            .unwrap_or(0);
-        (self.rows.len(), max)
-    }
-}
+use super::table::{ChildStatus, ChildTable, DistChildSpec};
+use super::RegistryView;
 
 /// Where children run: a pure function of (child, live eligible members).
 pub trait Placement: Send + Sync + 'static {
@@ -201,7 +31,7 @@ pub trait Placement: Send + Sync + 'static {
 }
 
 /// 64-bit FNV-1a, then a finalizer: stable across processes and builds.
-fn hash(parts: &[&str]) -> u64 {
+pub(crate) fn hash(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.as_bytes() {
@@ -292,14 +122,13 @@ pub enum Decision {
 }
 
 /// The inputs of a reconciliation.
-#[derive(Debug)]
 pub struct View<'a> {
     /// This node.
     pub me: &'a str,
     /// Live members that can run children, with the kinds each knows (this node included).
-    pub members: &'a HashMap<String, BTreeSet<String>>,
-    /// Where each child is registered (from the registry).
-    pub located: &'a HashMap<String, String>,
+    pub members: &'a BTreeMap<String, BTreeSet<String>>,
+    /// Where each child is registered (the supervisor's registry).
+    pub located: &'a dyn RegistryView,
     /// Children running on this node.
     pub running: &'a BTreeSet<String>,
     /// Children this node may not start yet (their node went down less than `restart_delay`
@@ -334,7 +163,7 @@ pub fn reconcile(table: &ChildTable, placement: &dyn Placement, v: &View<'_>) ->
     }
     for row in table.live() {
         let id = &row.spec.id;
-        if v.running.contains(id) || v.located.contains_key(id) || v.held.contains(id) {
+        if v.running.contains(id) || v.located.node_of(id).is_some() || v.held.contains(id) {
             continue;
         }
         let cands = candidates(v.members, &row.spec.kind);
@@ -346,7 +175,7 @@ pub fn reconcile(table: &ChildTable, placement: &dyn Placement, v: &View<'_>) ->
 }
 
 /// Members that know `kind`, sorted.
-pub fn candidates(members: &HashMap<String, BTreeSet<String>>, kind: &str) -> Vec<String> {
+pub fn candidates(members: &BTreeMap<String, BTreeSet<String>>, kind: &str) -> Vec<String> {
     let mut c: Vec<String> = members
         .iter()
         .filter(|(_, kinds)| kinds.contains(kind))
@@ -359,9 +188,11 @@ pub fn candidates(members: &HashMap<String, BTreeSet<String>>, kind: &str) -> Ve
 #[cfg(test)]
 #[allow(clippy::panic, clippy::unwrap_used)]
 mod tests {
+    use super::super::table::Row;
     use super::*;
+    use actor_core_base::hlc::Stamp;
 
-    fn members(names: &[&str]) -> HashMap<String, BTreeSet<String>> {
+    fn members(names: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
         names
             .iter()
             .map(|n| (n.to_string(), BTreeSet::from(["k".to_string()])))
@@ -371,7 +202,7 @@ mod tests {
     fn table(n: usize) -> ChildTable {
         let mut t = ChildTable::default();
         for i in 0..n {
-            let stamp = t.next_stamp("a");
+            let stamp = Stamp::at(i as u64 + 1, "a");
             t.merge(Row {
                 spec: DistChildSpec::new(format!("c{i}"), "k", vec![]),
                 status: ChildStatus::Live,
@@ -388,7 +219,7 @@ mod tests {
         let four = members(&["a", "b", "c", "d"]);
         let c3 = candidates(&three, "k");
         let c4 = candidates(&four, "k");
-        let mut per = HashMap::new();
+        let mut per = BTreeMap::new();
         let mut moved = 0;
         for r in t.live() {
             let p3 = Uniform.place(&r.spec, &c3).unwrap_or_default();
@@ -411,7 +242,7 @@ mod tests {
     fn each_node_starts_exactly_its_unlocated_children() {
         let t = table(300);
         let m = members(&["a", "b", "c"]);
-        let located = HashMap::new();
+        let located = BTreeMap::new();
         let none = BTreeSet::new();
         let mut started = BTreeSet::new();
         for me in ["a", "b", "c"] {
@@ -437,7 +268,7 @@ mod tests {
     fn located_and_held_children_are_left_alone_and_strays_stopped() {
         let mut t = table(2);
         let m = members(&["a"]);
-        let located = HashMap::from([("c0".to_string(), "b".to_string())]);
+        let located = BTreeMap::from([("c0".to_string(), "b".to_string())]);
         let held = BTreeSet::from(["c1".to_string()]);
         let running = BTreeSet::from(["gone".to_string()]);
         let v = View {
@@ -453,7 +284,7 @@ mod tests {
             vec![Decision::Stop("gone".into())]
         );
         // A removed child that still runs here is stopped.
-        let stamp = t.next_stamp("b");
+        let stamp = Stamp::at(1_000_000, "b");
         let mut row = t.get("c0").cloned().unwrap_or_else(|| unreachable!());
         row.status = ChildStatus::Removed;
         row.stamp = stamp;
@@ -463,7 +294,7 @@ mod tests {
         let v = View {
             me: "a",
             members: &m,
-            located: &HashMap::new(),
+            located: &BTreeMap::new(),
             running: &running,
             held: &none,
             active: false,
@@ -487,7 +318,7 @@ mod tests {
         let v = View {
             me: "a",
             members: &alone,
-            located: &HashMap::new(),
+            located: &BTreeMap::new(),
             running: &running,
             held: &none,
             active: false,
@@ -504,7 +335,7 @@ mod tests {
     #[test]
     fn lww_rows_and_kinds_decide_eligibility() {
         let mut t = ChildTable::default();
-        let s1 = t.next_stamp("a");
+        let s1 = Stamp::at(5, "a");
         let row = Row {
             spec: DistChildSpec::new("x", "special", vec![]),
             status: ChildStatus::Live,
@@ -514,10 +345,7 @@ mod tests {
         assert!(!t.merge(row.clone()), "same stamp: no change");
         let older = Row {
             status: ChildStatus::Removed,
-            stamp: Stamp {
-                counter: 0,
-                node: "z".into(),
-            },
+            stamp: Stamp::at(4, "z"),
             ..row
         };
         assert!(!t.merge(older), "older stamp loses");

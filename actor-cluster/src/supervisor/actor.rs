@@ -1,0 +1,358 @@
+//! The distributed supervisor's actor: turns messages into [`SupervisorCore`] calls and carries
+//! out its effects (sends, child starts and stops, registrations, handoff exports). Every
+//! decision is the core's; what stays here is what only the shell has: actor cells, kinds'
+//! factories and the registry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actor_cluster_proto::supervisor::{
+    RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg, SupRefusal, SupervisorCore,
+    TICK_INTERVAL,
+};
+use actor_cluster_proto::Now;
+use actor_core::supervisor::core::ExitReason;
+use actor_core::{LocalMessage, RemoteMessage};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+
+use super::{ChildKind, DistChildSpec, DistSupervisorError, StartContext, HANDOFF_MAGIC};
+use crate::endpoint::remote_members;
+use crate::membership::MemberEvent;
+use crate::registry::{Registry, RegistryError};
+
+#[derive(RemoteMessage)]
+pub(crate) enum DsupWire {
+    Peer(SupPeerMsg),
+}
+
+#[derive(LocalMessage)]
+pub(crate) enum DsupMsg {
+    Put(
+        Vec<DistChildSpec>,
+        RpcReplyPort<Result<(), DistSupervisorError>>,
+    ),
+    Terminate(String, RpcReplyPort<Result<(), DistSupervisorError>>),
+    Table(RpcReplyPort<Vec<Row>>),
+    Local(RpcReplyPort<Vec<String>>),
+    Eligible(RpcReplyPort<Vec<String>>),
+    /// How many decisions a reconciliation would take now (0: settled).
+    Pending(RpcReplyPort<usize>),
+    Drain(RpcReplyPort<()>),
+    Wire(DsupWire),
+    Member(MemberEvent),
+    /// A child's registration went away with the node it ran on (child id, node).
+    Lost(String, String),
+    Reconcile,
+    Tick,
+}
+
+pub(crate) struct DState {
+    pub(crate) core: SupervisorCore,
+    pub(crate) group: String,
+    pub(crate) kinds: Arc<HashMap<String, Arc<dyn ChildKind>>>,
+    pub(crate) registry: Registry,
+    /// Local children's actors.
+    pub(crate) cells: HashMap<String, ActorCell>,
+    pub(crate) by_cell: HashMap<ActorId, String>,
+    pub(crate) reconcile_pending: bool,
+    /// The hold end a `Reconcile` is scheduled for.
+    pub(crate) wake: Option<Instant>,
+}
+
+impl RegistryView for Registry {
+    fn node_of(&self, id: &str) -> Option<String> {
+        self.entry(id).map(|e| e.owner.node)
+    }
+    fn is_synced_with(&self, node: &str) -> bool {
+        Registry::is_synced_with(self, node)
+    }
+}
+
+fn now() -> Now {
+    Now {
+        mono: Instant::now(),
+        wall_ns: crate::registry::wall_ns(),
+    }
+}
+
+pub(crate) fn refusal(r: SupRefusal) -> DistSupervisorError {
+    match r {
+        SupRefusal::NoEligibleNode(k) => DistSupervisorError::NoEligibleNode(k),
+        SupRefusal::QuorumNotMet => DistSupervisorError::QuorumNotMet,
+        SupRefusal::NotFound(id) => DistSupervisorError::NotFound(id),
+    }
+}
+
+pub(crate) struct DsupActor;
+
+impl DsupActor {
+    /// Carries out the core's effects in order; a start reports its outcome before the next.
+    async fn apply(&self, myself: &ActorRef<DsupMsg>, st: &mut DState, effects: Vec<SupEffect>) {
+        let mut queue: std::collections::VecDeque<SupEffect> = effects.into();
+        while let Some(e) = queue.pop_front() {
+            match e {
+                SupEffect::Broadcast(m) => {
+                    for ep in remote_members::<DsupWire>(&st.group) {
+                        let _ = ep.cast(DsupWire::Peer(m.clone()));
+                    }
+                }
+                SupEffect::Start { id, spec } => {
+                    let outcome = self.start(myself, st, &id, spec).await;
+                    queue.extend(st.core.on_started(now(), &id, outcome));
+                }
+                SupEffect::Stop { id, reason } => Self::stop(st, &id, reason).await,
+                SupEffect::Move { id, to } => Self::hand_off(st, &id, &to).await,
+                SupEffect::Unregister(id) => {
+                    let _ = st.registry.unregister(&id).await;
+                }
+                SupEffect::Event(ev) => Self::event(st, ev),
+            }
+        }
+        if st.core.wants_reconcile() && !st.reconcile_pending {
+            st.reconcile_pending = true;
+            let _ = myself.cast(DsupMsg::Reconcile);
+        }
+    }
+
+    fn event(st: &DState, ev: SupEvent) {
+        let sup = st.group.clone();
+        match ev {
+            SupEvent::Started { id, failover } => {
+                tracing::debug!(child = %id, failover, "child running");
+                metrics::counter!("dsup_child_starts_total", "supervisor" => sup.clone())
+                    .increment(1);
+                if failover {
+                    metrics::counter!("dsup_failovers_total", "supervisor" => sup).increment(1);
+                }
+            }
+            SupEvent::Restarted { id } => {
+                tracing::info!(child = %id, "restarting child locally");
+                metrics::counter!("dsup_child_restarts_total", "supervisor" => sup).increment(1);
+            }
+            SupEvent::Failed { id, reason } => {
+                tracing::error!(child = %id, %reason, "child marked failed");
+            }
+        }
+    }
+
+    async fn start(
+        &self,
+        myself: &ActorRef<DsupMsg>,
+        st: &mut DState,
+        id: &str,
+        spec: DistChildSpec,
+    ) -> StartOutcome {
+        let Some(kind) = st.kinds.get(&spec.kind).cloned() else {
+            return StartOutcome::Failed(format!("kind {:?} is not registered here", spec.kind));
+        };
+        let handoff = st
+            .registry
+            .take_removed_meta(id)
+            .and_then(|m| m.strip_prefix(HANDOFF_MAGIC).map(<[u8]>::to_vec));
+        tracing::debug!(child = id, handoff = handoff.is_some(), "starting child");
+        let ctx = StartContext {
+            id: id.to_owned(),
+            args: spec.args,
+            handoff,
+            supervisor: myself.get_cell(),
+        };
+        let cell = match kind.start(ctx).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(child = id, error = %e, "child failed to start");
+                return StartOutcome::Failed(e.to_string());
+            }
+        };
+        match st.registry.register(id, cell.clone(), Vec::new()).await {
+            Ok(()) => {}
+            Err(RegistryError::AlreadyRegistered { holder, .. }) => {
+                tracing::debug!(child = id, holder = ?holder, "child already runs elsewhere; stopping this copy");
+                cell.kill();
+                return StartOutcome::Taken;
+            }
+            Err(e) => {
+                tracing::warn!(child = id, error = %e, "cannot register child");
+                cell.kill();
+                return StartOutcome::Taken;
+            }
+        }
+        st.by_cell.insert(cell.get_id(), id.to_owned());
+        st.cells.insert(id.to_owned(), cell);
+        StartOutcome::Running
+    }
+
+    async fn stop(st: &mut DState, id: &str, reason: &str) {
+        if let Some(cell) = st.cells.get(id) {
+            cell.stop(Some(reason.to_owned()));
+        }
+        let _ = st.registry.unregister(id).await;
+    }
+
+    /// Hands a child over: its exported state goes into its registry entry's metadata (so it
+    /// reaches every node before the entry is removed, in the owner's order), then it stops.
+    async fn hand_off(st: &mut DState, id: &str, target: &str) {
+        let Some(cell) = st.cells.get(id).cloned() else {
+            return;
+        };
+        let kind = st
+            .core
+            .table()
+            .get(id)
+            .and_then(|r| st.kinds.get(&r.spec.kind).cloned());
+        if let Some(kind) = kind {
+            let exported = kind.export(cell).await;
+            tracing::debug!(
+                child = id,
+                exported = exported.as_ref().map(Vec::len),
+                "exported state"
+            );
+            if let Some(state) = exported {
+                let mut meta = HANDOFF_MAGIC.to_vec();
+                meta.extend_from_slice(&state);
+                if let Err(e) = st.registry.update_meta(id, meta).await {
+                    tracing::warn!(child = id, error = %e, "cannot publish the handoff state");
+                }
+            }
+        }
+        tracing::debug!(child = id, to = target, "handing child off");
+        Self::stop(st, id, "handoff").await;
+    }
+
+    async fn child_exit(
+        &self,
+        myself: &ActorRef<DsupMsg>,
+        st: &mut DState,
+        cell: ActorCell,
+        exit: ExitReason,
+    ) {
+        let Some(id) = st.by_cell.remove(&cell.get_id()) else {
+            return;
+        };
+        if st.cells.get(&id).map(|c| c.get_id()) != Some(cell.get_id()) {
+            return;
+        }
+        st.cells.remove(&id);
+        let effects = st.core.on_child_exit(now(), &id, exit);
+        self.apply(myself, st, effects).await;
+    }
+}
+
+impl Actor for DsupActor {
+    type Msg = DsupMsg;
+    type State = DState;
+    type Arguments = DState;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DsupMsg>,
+        st: DState,
+    ) -> Result<DState, ActorProcessingErr> {
+        myself.send_interval(TICK_INTERVAL, || DsupMsg::Tick);
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DsupMsg>,
+        msg: DsupMsg,
+        st: &mut DState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = now();
+        let effects = match msg {
+            DsupMsg::Put(specs, reply) => match st.core.put(now, specs, rand::random()) {
+                Ok(effects) => {
+                    self.apply(&myself, st, effects).await;
+                    let _ = reply.send(Ok(()));
+                    return Ok(());
+                }
+                Err(r) => {
+                    let _ = reply.send(Err(refusal(r)));
+                    return Ok(());
+                }
+            },
+            DsupMsg::Terminate(id, reply) => match st.core.terminate(now, &id) {
+                Ok(effects) => {
+                    self.apply(&myself, st, effects).await;
+                    let _ = reply.send(Ok(()));
+                    return Ok(());
+                }
+                Err(r) => {
+                    let _ = reply.send(Err(refusal(r)));
+                    return Ok(());
+                }
+            },
+            DsupMsg::Table(reply) => {
+                let _ = reply.send(st.core.table().rows().cloned().collect());
+                return Ok(());
+            }
+            DsupMsg::Local(reply) => {
+                let _ = reply.send(st.core.local_children());
+                return Ok(());
+            }
+            DsupMsg::Eligible(reply) => {
+                let _ = reply.send(st.core.eligible_members());
+                return Ok(());
+            }
+            DsupMsg::Pending(reply) => {
+                let _ = reply.send(st.core.pending_decisions(now, &st.registry));
+                return Ok(());
+            }
+            DsupMsg::Drain(reply) => {
+                let effects = st.core.drain();
+                self.apply(&myself, st, effects).await;
+                let _ = reply.send(());
+                return Ok(());
+            }
+            DsupMsg::Wire(DsupWire::Peer(m)) => st.core.on_peer(now, m),
+            DsupMsg::Member(MemberEvent::MemberUp(n)) => st.core.on_member_up(now, &n.name),
+            DsupMsg::Member(MemberEvent::MemberDown { node, .. })
+            | DsupMsg::Member(MemberEvent::MemberLeft(node)) => {
+                st.core.on_member_down(now, &node.name);
+                Vec::new()
+            }
+            DsupMsg::Lost(id, node) => {
+                st.core.on_unregistered(&id, &node);
+                Vec::new()
+            }
+            DsupMsg::Reconcile => {
+                st.reconcile_pending = false;
+                let effects = st.core.reconcile(now, &st.registry);
+                let wake = st.core.next_wake();
+                if wake != st.wake {
+                    st.wake = wake;
+                    if let Some(t) = wake {
+                        let after = t.saturating_duration_since(now.mono);
+                        myself.send_after(after, || DsupMsg::Reconcile);
+                    }
+                }
+                effects
+            }
+            DsupMsg::Tick => st.core.tick(now, &st.registry),
+        };
+        self.apply(&myself, st, effects).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DsupMsg>,
+        evt: SupervisionEvent,
+        st: &mut DState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                self.child_exit(&myself, st, cell, ExitReason::from_terminated(reason))
+                    .await
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                self.child_exit(&myself, st, cell, ExitReason::Failed(err.to_string()))
+                    .await
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
