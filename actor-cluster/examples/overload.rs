@@ -16,9 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::flood::Flood;
-use actor_cluster::testkit::{serve, ControlExtension, TestNode};
 use actor_cluster::{MemberEvent, Node};
+use actor_testkit::flood::Flood;
+use actor_testkit::{serve, ControlExtension, TestNode};
 use clap::Parser;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -69,7 +69,7 @@ impl ControlExtension for Ext {
 }
 
 async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::Error>> {
-    actor_cluster::testkit::init_logging("warn");
+    actor_testkit::init_logging("warn");
     let mut b = Node::builder(name).listen(args.listen).cookie("overload");
     if let Some(m) = args.max_outbound {
         b = b.max_outbound(m);

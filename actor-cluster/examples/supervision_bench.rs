@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_cluster::supervisor::DistChildSpec;
-use actor_cluster::testkit::{self, unix_ns, wait_until, ControlExtension, TestNode};
 use actor_cluster::{DistributedSupervisor, Node, Registry, RegistryEvent, StartContext};
 use actor_core::ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use actor_core::LocalMessage;
+use actor_testkit::{self as testkit, unix_ns, wait_until, ControlExtension, TestNode};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use serde_json::{json, Value};

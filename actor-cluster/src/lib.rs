@@ -21,7 +21,10 @@
 //!   outbound queue under a limit. Heartbeats travel on a control lane of each connection
 //!   ([`mux`]), ahead of queued messages.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
-//! * [`testkit`]: drives real node processes (kill, freeze, partition, restart) for tests.
+//!
+//! The decisions of membership, the registry and the supervisor are the pure state machines of
+//! `actor-cluster-proto`; this crate is their shell. Tests drive real node processes with the
+//! `actor-testkit` crate.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), actor_cluster::ClusterError> {
@@ -49,7 +52,6 @@ mod node;
 pub mod registry;
 pub mod remote;
 pub mod supervisor;
-pub mod testkit;
 mod tls;
 mod transport;
 

@@ -23,7 +23,7 @@ pub mod cluster;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gate;
-pub mod process;
+pub mod install_log;
 pub mod redis_channel;
 pub mod store;
 
@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 
 pub use cluster::ClusterFlags;
 pub use gate::{actor_score, validate_name, Flag, FlagActor, Gate, GateKey};
+pub use install_log::InstallLog;
 pub use store::{FlagStore, RedisStore, SqlStore};
 
 /// Errors of feature flags.

@@ -3,9 +3,7 @@
 //! our writes produce exactly FWF's layout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::OwnRedis;
+use actor_testkit::redis::OwnRedis;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -327,7 +325,7 @@ async fn invalid_input_is_a_typed_error() {
 
 #[tokio::test]
 async fn with_the_store_down_reads_go_on_and_writes_fail() {
-    let mut own = OwnRedis::start();
+    let mut own = OwnRedis::start().expect("redis-server on the PATH");
     let url = format!("redis://127.0.0.1:{}", own.port);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let store = loop {

@@ -24,8 +24,8 @@ pub mod driver;
 pub mod fuzzing;
 pub mod model;
 pub mod order;
-pub mod process;
 pub mod ranking;
+pub mod service;
 pub mod sim;
 pub mod store;
 
@@ -35,6 +35,7 @@ pub use actor::{
 };
 pub use model::{HandFinished, StandingRow, TableDoc, TournamentSnapshot};
 pub use ranking::Ranking;
+pub use service::{start_supervisor, SUPERVISOR};
 pub use sim::{SimConfig, TournamentSim};
 pub use store::PokerStore;
 

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use actor_cluster::testkit::wait_until;
 use actor_poker::actor::{
     NaiveRanking, RankingArgs, RankingMsg, RankingOptions, StandingsDelta, TournamentRanking,
 };
 use actor_poker::sim::HandWrite;
 use actor_poker::{subscribe, PokerStore, SimConfig, StandingsUpdate, TournamentSim};
+use actor_testkit::wait_until;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 

@@ -14,7 +14,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{wait_until, TestNode};
+use actor_testkit::{wait_until, TestNode};
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 

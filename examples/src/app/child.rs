@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use actor_cluster::testkit::ControlExtension;
 use actor_cluster::Node;
 use actor_flags::admin::FlagJson;
-use actor_flags::process::InstallLog;
+use actor_flags::InstallLog;
+use actor_testkit::ControlExtension;
 use clap::Parser;
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ impl ControlExtension for Commands {
 /// Logging for a local program's own process (its node processes log with [`run`]): errors only,
 /// unless `RUST_LOG` says otherwise, on stderr, so the program's output stays readable.
 pub fn init_program_logging() {
-    actor_cluster::testkit::init_logging("error");
+    actor_testkit::init_logging("error");
 }
 
 /// True when this process was started as a node (`--role node` among the arguments).
@@ -88,13 +88,13 @@ pub fn is_node_process() -> bool {
 
 /// Runs this process as a node until the parent closes its control channel.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
-    actor_cluster::testkit::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
+    actor_testkit::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
     let cli = NodeCli::parse();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let app = App::start(&cli.node, true).await?;
         let seen = InstallLog::record(&app.flags);
         let node = app.node.clone();
-        actor_cluster::testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
+        actor_testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
         Ok::<(), Box<dyn std::error::Error>>(())
     })
 }

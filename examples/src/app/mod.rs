@@ -158,8 +158,8 @@ impl App {
         &self,
         names: &[String],
         timeout: Duration,
-    ) -> Result<Duration, actor_cluster::testkit::TestkitError> {
-        actor_cluster::testkit::wait_until("every node's supervisor", timeout, || async {
+    ) -> Result<Duration, actor_testkit::TestkitError> {
+        actor_testkit::wait_until("every node's supervisor", timeout, || async {
             let known = self.dsup.eligible_members().await.unwrap_or_default();
             Ok(names.iter().all(|n| known.contains(n)))
         })
@@ -201,9 +201,9 @@ impl App {
         let cluster_flags =
             ClusterFlags::start(&node, flags.clone(), Duration::from_secs(30)).await?;
         let dsup = if ranking {
-            actor_poker::process::start_supervisor(&node, &store, RankingOptions::default()).await?
+            actor_poker::start_supervisor(&node, &store, RankingOptions::default()).await?
         } else {
-            DistributedSupervisor::builder(actor_poker::process::SUPERVISOR)
+            DistributedSupervisor::builder(actor_poker::SUPERVISOR)
                 .start(&node)
                 .await?
         };

@@ -22,10 +22,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{unix_ns, wait_until, TestNode};
 use actor_flags::admin::FlagJson;
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, SimConfig, TournamentSim};
+use actor_testkit::{unix_ns, wait_until, TestNode};
 use clap::Parser;
 use examples::app::{App, NodeConfig};
 use rand::rngs::StdRng;

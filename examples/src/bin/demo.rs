@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{unix_ns, wait_until, TestNode};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, SimConfig, TournamentSim};
+use actor_testkit::{unix_ns, wait_until, TestNode};
 use clap::Parser;
 use examples::app::{App, NodeConfig};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};

@@ -71,9 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n1 = node("n1", vec![]).await?;
     let n2 = node("n2", vec![n1.addr().to_string()]).await?;
     let player = node("table-server", vec![n1.addr().to_string()]).await?;
-    let s1 = actor_poker::process::start_supervisor(&n1, &store, RankingOptions::default()).await?;
-    let s2 = actor_poker::process::start_supervisor(&n2, &store, RankingOptions::default()).await?;
-    let sup = DistributedSupervisor::builder(actor_poker::process::SUPERVISOR)
+    let s1 = actor_poker::start_supervisor(&n1, &store, RankingOptions::default()).await?;
+    let s2 = actor_poker::start_supervisor(&n2, &store, RankingOptions::default()).await?;
+    let sup = DistributedSupervisor::builder(actor_poker::SUPERVISOR)
         .start(&player)
         .await?;
     while sup.eligible_members().await?.len() < 3 {

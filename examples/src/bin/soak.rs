@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::testkit::{unix_ns, TestNode};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{SimConfig, TournamentSim};
+use actor_testkit::{unix_ns, TestNode};
 use clap::Parser;
 use examples::app::{App, NodeConfig};
 

@@ -1,0 +1,9 @@
+//! A flag-cache node process for multi-process tests (see `actor_cluster_tests::flags_node`).
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    actor_testkit::init_logging("info,ractor_cluster=warn");
+    actor_cluster_tests::flags_node::run(actor_cluster_tests::flags_node::NodeArgs::parse()).await
+}

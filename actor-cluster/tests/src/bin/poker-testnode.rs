@@ -1,0 +1,9 @@
+//! A poker node process for multi-process tests (see `actor_cluster_tests::poker_node`).
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    actor_testkit::init_logging("info,ractor_cluster=warn");
+    actor_cluster_tests::poker_node::run(actor_cluster_tests::poker_node::NodeArgs::parse()).await
+}

@@ -1,0 +1,88 @@
+//! A poker node process: a cluster `Node`, the tournament database, and the distributed
+//! supervisor `poker` that runs ranking actors, driven by the test kit's control protocol
+//! (commands `local`: the ranking actors on this node; `summary`: a tournament's ranking
+//! counters). Used by the `poker-testnode` binary.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actor_cluster::supervisor::DistributedSupervisor;
+use actor_cluster::Node;
+use actor_poker::service::start_supervisor;
+use actor_poker::{PokerStore, RankingMsg, RankingOptions};
+use actor_testkit::{self as testkit, ControlExtension};
+use clap::Parser;
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+/// Arguments of a poker node process.
+#[derive(Parser, Debug)]
+pub struct NodeArgs {
+    /// Node name.
+    #[arg(long)]
+    pub name: String,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Seed `host:port` (repeatable).
+    #[arg(long = "seed")]
+    pub seeds: Vec<String>,
+    /// Cluster cookie.
+    #[arg(long, default_value = "poker")]
+    pub cookie: String,
+    /// `postgres://...` or a SQLite file path.
+    #[arg(long)]
+    pub store: String,
+}
+
+struct Commands {
+    dsup: DistributedSupervisor,
+}
+
+impl ControlExtension for Commands {
+    fn handle(
+        &self,
+        _node: &Node,
+        name: &str,
+        args: Value,
+    ) -> BoxFuture<'static, Result<Value, String>> {
+        let dsup = self.dsup.clone();
+        let name = name.to_owned();
+        Box::pin(async move {
+            match name.as_str() {
+                "local" => dsup
+                    .local_children()
+                    .await
+                    .map(|v| json!(v))
+                    .map_err(|e| e.to_string()),
+                "summary" => {
+                    let t = args["tournament"].as_u64().ok_or("tournament missing")?;
+                    let s = dsup
+                        .call_child(&actor_poker::child_id(t), Duration::from_secs(5), |r| {
+                            RankingMsg::Summary(r)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_value(s).map_err(|e| e.to_string())
+                }
+                other => Err(format!("unknown command {other}")),
+            }
+        })
+    }
+}
+
+/// Runs a poker node process until its control channel closes.
+pub async fn run(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let store = PokerStore::open(&args.store).await?;
+    let mut b = Node::builder(args.name)
+        .listen(args.listen)
+        .cookie(args.cookie);
+    if !args.seeds.is_empty() {
+        b = b.seeds(args.seeds);
+    }
+    let node = b.start().await?;
+    let dsup = start_supervisor(&node, &store, RankingOptions::default()).await?;
+    testkit::serve(node, Some(Arc::new(Commands { dsup }))).await;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! A name registered on both sides of a partition: after the heal, the older registration
+//! wins everywhere and the loser's actor is stopped with reason `NameConflict`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use actor_testkit::{unix_ns, wait_until, TestNode};
+use common::*;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
+    let mut nodes = chain(3, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    // Partition {n0} | {n1, n2}.
+    let t_cut = unix_ns();
+    nodes[0].block(&["n1", "n2"]).await.unwrap();
+    nodes[1].block(&["n0"]).await.unwrap();
+    nodes[2].block(&["n0"]).await.unwrap();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_events(&all, "the partition is seen", Duration::from_secs(4), |n| {
+        let others: &[&str] = if n.name() == "n0" {
+            &["n1", "n2"]
+        } else {
+            &["n0"]
+        };
+        others.iter().all(|o| down_at(n, o, t_cut).is_some())
+    })
+    .await;
+
+    // n1 registers first (older), n0 second (newer), each on its own side.
+    nodes[1]
+        .custom("reg_register", json!({"name": "leader"}))
+        .await
+        .unwrap();
+    nodes[0]
+        .custom("reg_register", json!({"name": "leader"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        nodes[0]
+            .custom("reg_owner", json!({"name": "leader"}))
+            .await
+            .unwrap(),
+        json!("n0")
+    );
+    assert_eq!(
+        nodes[2]
+            .custom("reg_owner", json!({"name": "leader"}))
+            .await
+            .unwrap(),
+        json!("n1")
+    );
+
+    let t_heal = std::time::Instant::now();
+    for n in &nodes {
+        n.unblock_all().await.unwrap();
+    }
+    for n in &nodes {
+        wait_until(
+            &format!("{} agrees on n1", n.name()),
+            Duration::from_secs(5),
+            || async { Ok(n.custom("reg_owner", json!({"name": "leader"})).await? == json!("n1")) },
+        )
+        .await
+        .unwrap();
+    }
+    wait_until(
+        "n0's loser actor stopped with NameConflict",
+        Duration::from_secs(5),
+        || async {
+            Ok(nodes[0]
+                .custom("reg_exit_reason", json!({"name": "leader"}))
+                .await?
+                == json!("NameConflict"))
+        },
+    )
+    .await
+    .unwrap();
+    println!("conflict resolved {:?} after the heal", t_heal.elapsed());
+    // The winner's actor still runs and answers from every node.
+    for n in &nodes {
+        assert_eq!(
+            n.custom("reg_call", json!({"name": "leader", "text": "x"}))
+                .await
+                .unwrap(),
+            json!("n1:x")
+        );
+    }
+    assert_eq!(
+        nodes[1]
+            .custom("reg_exit_reason", json!({"name": "leader"}))
+            .await
+            .unwrap(),
+        Value::Null
+    );
+}

@@ -1,0 +1,151 @@
+//! Security: a node with the wrong cookie never becomes a member; a TLS node refuses a
+//! plaintext peer, and TLS nodes form a cluster. Certificates are generated at run time.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use actor_testkit::TestNode;
+use common::*;
+
+/// Reads a node's log (its stderr), with ANSI colours removed.
+fn log_of(node: &TestNode) -> String {
+    let raw = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_cookie_is_refused_and_never_a_member() {
+    let mut good = chain(2, &["--cookie", "right"]).await;
+    wait_mesh(&mut good, &[], Duration::from_secs(5)).await;
+    let intruder = TestNode::start(
+        BIN,
+        "intruder",
+        &args(&[
+            "--cookie",
+            "wrong",
+            "--seed",
+            &good[0].addr(),
+            "--seed",
+            &good[1].addr(),
+        ]),
+    )
+    .await
+    .unwrap();
+    // Several dial attempts (with backoff) happen within this window; none may succeed.
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        for n in &good {
+            assert!(!n.up_members().await.unwrap().contains("intruder"));
+        }
+        assert!(intruder.up_members().await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for n in &good {
+        assert!(!n
+            .events()
+            .iter()
+            .any(|(_, e)| format!("{e:?}").contains("intruder")));
+    }
+    let log = log_of(&intruder);
+    assert!(
+        log.contains("authentication failed (cookie mismatch?)"),
+        "the intruder's log says why: {log}"
+    );
+}
+
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    /// A CA and one certificate per node name (all for the DNS name "cluster.test").
+    fn new(nodes: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!(
+            "actor-tls-{}-{}",
+            std::process::id(),
+            actor_testkit::unix_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        for n in nodes {
+            let key = KeyPair::generate().unwrap();
+            let params = CertificateParams::new(vec!["cluster.test".to_string()]).unwrap();
+            let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+            std::fs::write(dir.join(format!("{n}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.join(format!("{n}.key")), key.serialize_pem()).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn args(&self, node: &str) -> Vec<String> {
+        let p = |f: String| self.dir.join(f).display().to_string();
+        vec![
+            "--tls-cert".into(),
+            p(format!("{node}.pem")),
+            "--tls-key".into(),
+            p(format!("{node}.key")),
+            "--tls-ca".into(),
+            p("ca.pem".into()),
+        ]
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_nodes_cluster_and_refuse_plaintext_peers() {
+    let pki = Pki::new(&["t0", "t1"]);
+    let t0 = TestNode::start(BIN, "t0", &pki.args("t0")).await.unwrap();
+    let mut a1 = pki.args("t1");
+    a1.extend(args(&["--seed", &t0.addr()]));
+    let t1 = TestNode::start(BIN, "t1", &a1).await.unwrap();
+    let mut tls = vec![t0, t1];
+    let took = wait_mesh(&mut tls, &[], Duration::from_secs(5)).await;
+    println!("TLS pair formed in {took:?}");
+
+    // A plaintext node dials the TLS node: refused, never a member on either side.
+    let plain = TestNode::start(BIN, "plain", &args(&["--seed", &tls[0].addr()]))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline {
+        assert!(!tls[0].up_members().await.unwrap().contains("plain"));
+        assert!(plain.up_members().await.unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = log_of(&tls[0]);
+    assert!(
+        log.contains("refused an incoming cluster connection")
+            && log.contains("TLS handshake failed"),
+        "the TLS node's log says why: {log}"
+    );
+}

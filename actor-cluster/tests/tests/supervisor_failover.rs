@@ -1,0 +1,218 @@
+//! The distributed supervisor over real node processes: failover after kill -9, duplicates
+//! after a freeze resolved to one, and a crash-looping child isolated from its siblings.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use actor_testkit::{wait_until, TestNode};
+use common::*;
+use serde_json::json;
+
+type Which = Vec<(String, Option<String>, String)>;
+
+async fn which(n: &TestNode) -> Which {
+    serde_json::from_value(n.custom("dsup_which", json!({})).await.unwrap()).unwrap()
+}
+
+/// Every id runs on exactly one of `nodes` (by their own account), and all `ids` run.
+async fn exactly_once(nodes: &[&TestNode], ids: &BTreeSet<String>) -> Result<(), String> {
+    placement(nodes, ids).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_restarts_its_children_on_the_survivors_exactly_once() {
+    let mut nodes = chain(3, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    let n = 1000u64;
+    let ids: BTreeSet<String> = (0..n).map(|i| format!("c{i}")).collect();
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
+    nodes[0]
+        .custom("dsup_start_many", json!({"prefix": "c", "count": n}))
+        .await
+        .unwrap();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_until(
+        "all children run exactly once",
+        Duration::from_secs(10),
+        || async { Ok(exactly_once(&all, &ids).await.is_ok()) },
+    )
+    .await
+    .unwrap();
+    let per: Vec<usize> =
+        futures::future::join_all(nodes.iter().map(|n| async { local(n).await.len() })).await;
+    println!("children per node: {per:?}");
+    // which_children agrees on every node.
+    wait_until("which_children agrees", Duration::from_secs(5), || async {
+        let a = which(&nodes[0]).await;
+        Ok(a.len() == n as usize && a == which(&nodes[1]).await && a == which(&nodes[2]).await)
+    })
+    .await
+    .unwrap();
+
+    // kill -9 of the node with the most children.
+    let victim = (0..3).max_by_key(|i| per[*i]).unwrap();
+    let t_kill = Instant::now();
+    nodes[victim].kill().await.unwrap();
+    let survivors: Vec<&TestNode> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, n)| n)
+        .collect();
+    let took = wait_until(
+        "every child runs exactly once on the survivors",
+        Duration::from_secs(10),
+        || async { Ok(exactly_once(&survivors, &ids).await.is_ok()) },
+    )
+    .await
+    .unwrap();
+    println!(
+        "failover of {} children after kill -9: every child running exactly once again {:?} after the kill ({:?} measured by polling)",
+        per[victim],
+        t_kill.elapsed(),
+        took
+    );
+    assert!(took <= Duration::from_secs(5), "failover took {took:?}");
+    wait_until(
+        "which_children agrees on the survivors",
+        Duration::from_secs(5),
+        || async {
+            let a = which(survivors[0]).await;
+            Ok(a.iter().all(|(_, node, _)| node.is_some()) && a == which(survivors[1]).await)
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_node_s_children_move_and_duplicates_resolve_after_it_thaws() {
+    let mut nodes = chain(3, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
+    let n = 60u64;
+    let ids: BTreeSet<String> = (0..n).map(|i| format!("f{i}")).collect();
+    nodes[0]
+        .custom("dsup_start_many", json!({"prefix": "f", "count": n}))
+        .await
+        .unwrap();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_until("all children run", Duration::from_secs(10), || async {
+        Ok(exactly_once(&all, &ids).await.is_ok())
+    })
+    .await
+    .unwrap();
+    let frozen_had = local(&nodes[2]).await.len();
+    assert!(frozen_had > 0);
+    nodes[2].freeze().unwrap();
+    let others: Vec<&TestNode> = nodes[..2].iter().collect();
+    let took = wait_until(
+        "the frozen node's children run on the others",
+        Duration::from_secs(5),
+        || async { Ok(exactly_once(&others, &ids).await.is_ok()) },
+    )
+    .await
+    .unwrap();
+    println!("{frozen_had} children of the frozen node restarted elsewhere after {took:?}");
+    nodes[2].thaw().unwrap();
+    let t = Instant::now();
+    wait_until(
+        "exactly one per id after the thaw",
+        Duration::from_secs(3),
+        || async { Ok(exactly_once(&all, &ids).await.is_ok()) },
+    )
+    .await
+    .unwrap();
+    println!("duplicates resolved {:?} after SIGCONT", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_looping_child_fails_alone() {
+    let mut nodes = chain(2, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
+    nodes[0]
+        .custom("dsup_start_many", json!({"prefix": "ok", "count": 4}))
+        .await
+        .unwrap();
+    let ok: BTreeSet<String> = (0..4).map(|i| format!("ok{i}")).collect();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_until("siblings run", Duration::from_secs(5), || async {
+        Ok(exactly_once(&all, &ok).await.is_ok())
+    })
+    .await
+    .unwrap();
+    for id in &ok {
+        nodes[1]
+            .custom("dsup_bump", json!({"id": id, "n": 5}))
+            .await
+            .unwrap();
+    }
+    nodes[0]
+        .custom(
+            "dsup_start_many",
+            json!({"prefix": "bad", "count": 1, "crash": true}),
+        )
+        .await
+        .unwrap();
+    wait_until(
+        "the crash-looping child is marked failed",
+        Duration::from_secs(10),
+        || async {
+            Ok(which(&nodes[1])
+                .await
+                .iter()
+                .any(|(id, _, status)| id == "bad0" && status.starts_with("Failed")))
+        },
+    )
+    .await
+    .unwrap();
+    // Its siblings kept running, with their state.
+    exactly_once(&all, &ok).await.unwrap();
+    for id in &ok {
+        assert_eq!(
+            nodes[0]
+                .custom("dsup_get", json!({"id": id}))
+                .await
+                .unwrap(),
+            json!(5),
+            "{id}"
+        );
+    }
+    // And it is not restarted anywhere.
+    for n in &nodes {
+        assert!(!local(n).await.contains(&"bad0".to_string()));
+    }
+
+    // start_child is idempotent by id and says where the child runs, from any node.
+    let first = nodes[0]
+        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .await
+        .unwrap();
+    let again = nodes[1]
+        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let solo = BTreeSet::from(["solo".to_string()]);
+    let mut all_ids = ok.clone();
+    all_ids.extend(solo);
+    exactly_once(&all, &all_ids).await.unwrap();
+    // A kind no node knows: a typed error, not a panic.
+    let err = nodes[0]
+        .custom("dsup_start", json!({"id": "x", "kind": "unknown"}))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no live node can run kind"),
+        "{err}"
+    );
+}

@@ -1,0 +1,27 @@
+//! The distributed supervisor that runs ranking actors: one name and one start for every node
+//! process of the workload (the demo's nodes, the `node` binary, the test nodes).
+
+use actor_cluster::supervisor::DistributedSupervisor;
+use actor_cluster::Node;
+
+use crate::actor::{ranking_kind, RankingOptions, NAIVE_KIND, RANKING_KIND};
+use crate::store::PokerStore;
+
+/// The name of the supervisor that runs ranking actors.
+pub const SUPERVISOR: &str = "poker";
+
+/// Starts the supervisor `poker` on `node` with both ranking kinds.
+pub async fn start_supervisor(
+    node: &Node,
+    store: &PokerStore,
+    options: RankingOptions,
+) -> Result<DistributedSupervisor, actor_cluster::ClusterError> {
+    DistributedSupervisor::builder(SUPERVISOR)
+        .kind(
+            RANKING_KIND,
+            ranking_kind(store.clone(), options.clone(), false),
+        )
+        .kind(NAIVE_KIND, ranking_kind(store.clone(), options, true))
+        .start(node)
+        .await
+}
