@@ -7,8 +7,7 @@ use std::marker::PhantomData;
 use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 use tokio::sync::broadcast;
 
-use crate::membership::MemberEvent;
-use crate::Node;
+use actor_cluster_proto::membership::MemberEvent;
 
 /// pg scope of the cluster's own actors.
 pub(crate) const SCOPE: &str = "actor_cluster";
@@ -66,9 +65,12 @@ pub fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
         .collect()
 }
 
-/// Forwards the node's membership events to `to` until it stops.
-pub fn forward_member_events<L: Message>(node: &Node, to: ActorRef<L>, wrap: fn(MemberEvent) -> L) {
-    let mut events = node.subscribe();
+/// Forwards membership events (from `Node::subscribe`) to `to` until it stops.
+pub fn forward_member_events<L: Message>(
+    mut events: broadcast::Receiver<MemberEvent>,
+    to: ActorRef<L>,
+    wrap: fn(MemberEvent) -> L,
+) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {

@@ -14,7 +14,7 @@
 //! [`Control`]. A chunk of another kind or above [`MAX_CHUNK`] ends the connection.
 //!
 //! The writer also counts ractor frames (a big-endian `u64` length, then the payload) as they
-//! reach the socket: [`crate::remote`] compares that count with what was sent through it to
+//! reach the socket: the bounded sends (`remote`) compare that count with what was sent through it to
 //! bound each peer's outbound queue.
 
 use std::io;
@@ -24,121 +24,20 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::PollSender;
 
-use crate::membership::NodeIdentity;
+pub use actor_cluster_proto::wire::{
+    chunk_header, decode_chunk_header, decode_control, encode_control, ChunkError, Control,
+    FrameCounter, DATA_CHUNK, KIND_CONTROL, KIND_DATA, MAX_CHUNK,
+};
 
-/// Kind byte of a data chunk.
-pub const KIND_DATA: u8 = 0;
-/// Kind byte of a control chunk.
-pub const KIND_CONTROL: u8 = 1;
-/// Largest data chunk we write.
-pub const DATA_CHUNK: usize = 64 * 1024;
-/// Largest chunk accepted from a peer.
-pub const MAX_CHUNK: usize = 1024 * 1024;
 /// Data chunks queued between ractor's writer and the socket (per connection).
 const DATA_QUEUE: usize = 16;
 /// Control frames queued per connection; a heartbeat finding it full is dropped (the next
 /// one follows within an interval).
 const CONTROL_QUEUE: usize = 64;
-
-/// A control frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Control {
-    /// "I am alive", with the sender's member list.
-    Heartbeat {
-        /// The sender.
-        from: NodeIdentity,
-        /// The members the sender knows.
-        members: Vec<NodeIdentity>,
-    },
-}
-
-/// Why a chunk header was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChunkError {
-    /// The kind byte is neither data nor control.
-    #[error("unknown chunk kind {0}")]
-    Kind(u8),
-    /// The length is above [`MAX_CHUNK`].
-    #[error("chunk of {0} bytes is over the limit")]
-    TooLong(usize),
-}
-
-/// Parses a chunk header: its kind and payload length.
-pub fn decode_chunk_header(head: [u8; 5]) -> Result<(u8, usize), ChunkError> {
-    let kind = head[0];
-    if kind != KIND_DATA && kind != KIND_CONTROL {
-        return Err(ChunkError::Kind(kind));
-    }
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    if len > MAX_CHUNK {
-        return Err(ChunkError::TooLong(len));
-    }
-    Ok((kind, len))
-}
-
-/// Encodes a chunk header.
-pub fn chunk_header(kind: u8, len: usize) -> [u8; 5] {
-    let l = (len as u32).to_be_bytes();
-    [kind, l[0], l[1], l[2], l[3]]
-}
-
-/// Encodes a control frame.
-pub fn encode_control(c: &Control) -> Result<Bytes, actor_core::CodecError> {
-    actor_core::codec::encode(c).map(Bytes::from)
-}
-
-/// Decodes a control frame.
-pub fn decode_control(b: &[u8]) -> Result<Control, actor_core::CodecError> {
-    actor_core::Codec::with_max_frame_size(MAX_CHUNK).decode(b)
-}
-
-/// Counts whole ractor frames (big-endian `u64` length, then payload) in a byte stream fed in
-/// pieces.
-#[derive(Debug, Default, Clone)]
-pub struct FrameCounter {
-    len_bytes: u8,
-    len: u64,
-    remaining: u64,
-    in_payload: bool,
-}
-
-impl FrameCounter {
-    /// Feeds bytes; returns how many frames ended in them.
-    pub fn feed(&mut self, mut b: &[u8]) -> u64 {
-        let mut frames = 0;
-        while !b.is_empty() {
-            if self.in_payload {
-                let take = (self.remaining.min(b.len() as u64)) as usize;
-                self.remaining -= take as u64;
-                b = &b[take..];
-                if self.remaining == 0 {
-                    self.in_payload = false;
-                    frames += 1;
-                }
-            } else {
-                self.len = (self.len << 8) | u64::from(b[0]);
-                self.len_bytes += 1;
-                b = &b[1..];
-                if self.len_bytes == 8 {
-                    self.remaining = self.len;
-                    self.len = 0;
-                    self.len_bytes = 0;
-                    if self.remaining == 0 {
-                        frames += 1;
-                    } else {
-                        self.in_payload = true;
-                    }
-                }
-            }
-        }
-        frames
-    }
-}
 
 /// The shared side of one connection: its control queue, counters, and whether ractor's
 /// handshake authenticated it (control frames are ignored until then).
@@ -154,7 +53,7 @@ pub(crate) struct Lane {
     pub(crate) drained: Notify,
     /// Heartbeats dropped because the control queue was full.
     pub(crate) control_dropped: AtomicU64,
-    /// Messages sent through [`crate::remote`]'s bounded sends.
+    /// Messages sent through the bounded sends (`remote`).
     pub(crate) submitted: AtomicU64,
     /// Bounded sends admitted.
     pub(crate) sent: AtomicU64,
@@ -416,6 +315,7 @@ impl AsyncWrite for MuxWrite {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use actor_cluster_proto::NodeIdentity;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut v = (payload.len() as u64).to_be_bytes().to_vec();
@@ -543,7 +443,7 @@ mod tests {
             },
             members: vec![],
         };
-        assert!(la.send_control(encode_control(&hb).unwrap()));
+        assert!(la.send_control(Bytes::from(encode_control(&hb).unwrap())));
         let mut back = vec![0u8; 2000 * 12];
         rb.read_exact(&mut back).await.unwrap();
         let _wa = writer.await.unwrap();

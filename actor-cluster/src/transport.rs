@@ -18,18 +18,17 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use ractor_cluster::{BoxRead, BoxWrite, ClusterBidiStream};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::membership::NodeIdentity;
+use actor_cluster_proto::wire::WireError;
+pub use actor_cluster_proto::wire::{
+    decode_identity_body, decode_identity_frame, identity_frame, identity_frame_len,
+};
+use actor_cluster_proto::NodeIdentity;
+
 use crate::mux::{self, ControlHandler, Lane, MuxRead, MuxWrite};
 use crate::tls::TlsConfig;
-
-/// Magic bytes at the start of our identity exchange.
-const MAGIC: &[u8; 4] = b"ACT2";
-/// Largest identity frame accepted.
-const MAX_HELLO: usize = 16 * 1024;
 
 /// Blocked peers, shared by every connection of a node.
 #[derive(Debug, Default)]
@@ -299,60 +298,6 @@ fn label_id(label: &str) -> Option<u64> {
     label.rsplit_once('#').and_then(|(_, id)| id.parse().ok())
 }
 
-/// The identity frame exchanged before ractor_cluster's handshake.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Hello {
-    identity: NodeIdentity,
-}
-
-/// The identity frame a node sends first on every connection: `ACT2` (protocol version 2:
-/// data and control chunks follow), a big-endian `u32` length, and the codec-encoded
-/// identity. Public for tests and fuzzing.
-pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, ConnectError> {
-    let hello = actor_core::codec::encode(&Hello {
-        identity: identity.clone(),
-    })
-    .map_err(|e| ConnectError::BadHello(e.to_string()))?;
-    let mut frame = Vec::with_capacity(hello.len() + 8);
-    frame.extend_from_slice(MAGIC);
-    frame.extend_from_slice(&(hello.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&hello);
-    Ok(frame)
-}
-
-/// Checks an identity frame's 8-byte head and returns the body's length.
-pub fn identity_frame_len(head: &[u8; 8]) -> Result<usize, ConnectError> {
-    if &head[..4] != MAGIC {
-        return Err(ConnectError::BadHello("wrong magic bytes".into()));
-    }
-    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    if len > MAX_HELLO {
-        return Err(ConnectError::BadHello(format!("frame of {len} bytes")));
-    }
-    Ok(len)
-}
-
-/// Decodes an identity frame's body.
-pub fn decode_identity_body(body: &[u8]) -> Result<NodeIdentity, ConnectError> {
-    let peer: Hello = actor_core::Codec::with_max_frame_size(MAX_HELLO)
-        .decode(body)
-        .map_err(|e| ConnectError::BadHello(e.to_string()))?;
-    Ok(peer.identity)
-}
-
-/// Decodes a whole identity frame (head and body), as a node reads it from a new connection.
-pub fn decode_identity_frame(frame: &[u8]) -> Result<NodeIdentity, ConnectError> {
-    let head: &[u8; 8] = frame
-        .get(..8)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| ConnectError::BadHello("truncated frame".into()))?;
-    let len = identity_frame_len(head)?;
-    let body = frame
-        .get(8..8 + len)
-        .ok_or_else(|| ConnectError::BadHello("truncated frame".into()))?;
-    decode_identity_body(body)
-}
-
 /// Why a connection attempt or an accepted connection was not handed to ractor_cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -377,6 +322,14 @@ pub enum ConnectError {
     /// ractor_cluster refused the stream.
     #[error("the node server refused the connection: {0}")]
     NodeServer(String),
+}
+
+impl From<WireError> for ConnectError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::BadIdentity(why) => ConnectError::BadHello(why),
+        }
+    }
 }
 
 /// The connections of one node, by peer name.
@@ -421,7 +374,7 @@ impl Transport {
     /// Queues a control frame on every authenticated connection, ahead of its data.
     pub(crate) fn broadcast_control(&self, frame: &mux::Control) {
         let bytes = match mux::encode_control(frame) {
-            Ok(b) => b,
+            Ok(b) => bytes::Bytes::from(b),
             Err(e) => {
                 tracing::error!(error = %e, "control frame does not encode");
                 return;

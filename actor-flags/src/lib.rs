@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use actor_core::hlc::{Hlc, Stamp};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
@@ -128,6 +129,9 @@ type Listener = Box<dyn Fn(&Flag, u64) + Send + Sync>;
 
 struct Inner {
     store: Arc<dyn FlagStore>,
+    /// The hybrid logical clock that numbers this node's writes (and observes the versions
+    /// of received changes, so a write made after seeing a change is newer whatever the skew).
+    clock: Mutex<Hlc>,
     /// Every install (local write, remote change, reload): flag name and version.
     installed: tokio::sync::broadcast::Sender<(String, u64)>,
     index: ArcSwap<Index>,
@@ -169,7 +173,8 @@ impl std::fmt::Debug for Flags {
     }
 }
 
-/// A version for a write made now (ns since the Unix epoch).
+/// A number from the wall clock alone (ns since the Unix epoch). The cache's own versions are
+/// hybrid-logical-clock stamps ([`actor_core::hlc::Stamp::version`]).
 pub fn now_version() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,11 +183,17 @@ pub fn now_version() -> u64 {
 }
 
 impl Flags {
+    /// A version for a write made now: after every version this node made or received.
+    fn next_version(&self) -> u64 {
+        self.inner.clock.lock().now(now_version()).version()
+    }
+
     /// Opens the cache over `store`, loading every flag before it returns (no cold cache).
     pub async fn open(store: Arc<dyn FlagStore>) -> Result<Self, FlagError> {
         let flags = Self {
             inner: Arc::new(Inner {
                 store,
+                clock: Mutex::new(Hlc::new("flags")),
                 index: ArcSwap::from_pointee(Index::default()),
                 installed: tokio::sync::broadcast::channel(4096).0,
                 grow: Mutex::new(()),
@@ -196,7 +207,7 @@ impl Flags {
     /// Re-reads every flag from the store (the periodic safety net). Flags gone from the store
     /// are turned off.
     pub async fn reload(&self) -> Result<(), FlagError> {
-        let version = now_version();
+        let version = self.next_version();
         let all = self.inner.store.all_flags().await?;
         let mut seen = std::collections::HashSet::new();
         for f in all {
@@ -272,7 +283,7 @@ impl Flags {
     /// Re-reads one flag from the store into the cache.
     pub async fn refresh(&self, name: &str) -> Result<(), FlagError> {
         validate_name(name)?;
-        let version = now_version();
+        let version = self.next_version();
         let flag = self
             .inner
             .store
@@ -310,6 +321,10 @@ impl Flags {
         if validate_name(&flag.name).is_err() {
             return false;
         }
+        self.inner
+            .clock
+            .lock()
+            .observe(&Stamp::from_version(version), now_version());
         let name = flag.name.clone();
         let done = self.slot(&name).install(flag, version);
         if done {
@@ -335,7 +350,7 @@ impl Flags {
             .get(name)
             .await?
             .unwrap_or_else(|| Flag::new(name));
-        let version = now_version();
+        let version = self.next_version();
         if self.slot(name).install(flag.clone(), version) {
             let _ = self.inner.installed.send((name.to_owned(), version));
         }

@@ -12,6 +12,7 @@
 //! * [`membership`]: members with incarnations, failure detection, reconnection.
 //! * [`registry`]: cluster-wide unique names, one replica per node.
 //! * [`supervisor`]: the distributed dynamic supervisor's child table, placement and decisions.
+//! * [`wire`]: the identity frame, chunk headers, control frames and group names.
 //! * [`sim`]: the deterministic simulator and its invariants.
 
 pub mod identity;
@@ -19,6 +20,7 @@ pub mod membership;
 pub mod registry;
 pub mod sim;
 pub mod supervisor;
+pub mod wire;
 
 use std::time::Instant;
 

@@ -26,7 +26,7 @@ use sha2::Sha256;
 use tokio::net::UdpSocket;
 
 use super::{Discovery, DiscoveryError};
-use crate::membership::NodeIdentity;
+use actor_cluster_proto::NodeIdentity;
 
 const MAGIC: &[u8; 4] = b"ACTG";
 const VERSION: u8 = 1;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::membership::NodeIdentity;
+use actor_cluster_proto::NodeIdentity;
 
 pub use dns::{DnsDiscovery, DnsQuery};
 pub use gossip::{announcement_packet, GossipConfig, GossipDiscovery, GossipStats};

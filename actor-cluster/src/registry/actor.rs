@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actor_cluster_proto::registry::state::Change;
 use actor_cluster_proto::registry::{RegEffect, RegPeerMsg, Replica, DIGEST_INTERVAL};
+use actor_cluster_proto::wire::{parse_registered_group, registered_group, registry_group};
 use actor_core::{LocalMessage, RemoteMessage};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
@@ -68,14 +69,13 @@ pub(crate) struct RegState {
     unresolved: HashMap<String, Instant>,
 }
 
-fn group_key(registry: &str, owner: &Owner, name: &str) -> String {
-    format!("{registry}|{}|{}|{name}", owner.node, owner.incarnation)
-}
-
 pub(crate) fn resolve_remote(registry: &str, owner: &Owner, name: &str) -> Option<ActorCell> {
-    ractor::pg::get_scoped_members(&NAMES_SCOPE.to_string(), &group_key(registry, owner, name))
-        .into_iter()
-        .find(|c| !c.get_id().is_local())
+    ractor::pg::get_scoped_members(
+        &NAMES_SCOPE.to_string(),
+        &registered_group(registry, owner, name),
+    )
+    .into_iter()
+    .find(|c| !c.get_id().is_local())
 }
 
 pub(crate) struct RegActor;
@@ -130,7 +130,7 @@ impl RegActor {
     fn leave_group(st: &mut RegState, name: &str, cell: &ActorCell) {
         ractor::pg::leave_scoped(
             NAMES_SCOPE.into(),
-            group_key(&st.shared.name, &st.shared.me, name),
+            registered_group(&st.shared.name, &st.shared.me, name),
             vec![cell.clone()],
         );
         if let Some(names) = st.by_actor.get_mut(&cell.get_id()) {
@@ -212,7 +212,7 @@ impl RegActor {
         };
         ractor::pg::join_scoped(
             NAMES_SCOPE.into(),
-            group_key(&st.shared.name, &st.shared.me, &name),
+            registered_group(&st.shared.name, &st.shared.me, &name),
             vec![cell.clone()],
         );
         let id = cell.get_id();
@@ -253,7 +253,7 @@ impl Actor for RegActor {
         myself.send_interval(DIGEST_INTERVAL, || RegMsg::Tick);
         Ok(RegState {
             core: Replica::new(shared.me.clone()),
-            endpoints_group: format!("registry:{}", shared.name),
+            endpoints_group: registry_group(&shared.name),
             shared,
             local: HashMap::new(),
             by_actor: HashMap::new(),
@@ -363,10 +363,7 @@ impl Actor for RegActor {
 impl RegActor {
     /// A registered actor's pg group gained members: if it is an unresolved winner, use them.
     fn resolved(st: &mut RegState, group: &str, cells: &[ActorCell]) {
-        let mut parts = group.splitn(4, '|');
-        let (Some(reg), Some(node), Some(inc), Some(name)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some((reg, node, inc, name)) = parse_registered_group(group) else {
             return;
         };
         if reg != st.shared.name || !st.unresolved.contains_key(name) {
@@ -377,7 +374,7 @@ impl RegActor {
         };
         let mut view = st.shared.view.write();
         if let Some(e) = view.get_mut(name) {
-            if e.owner.node == node && e.owner.incarnation.to_string() == inc {
+            if e.owner.node == node && e.owner.incarnation == inc {
                 e.cell = Some(cell.clone());
                 st.unresolved.remove(name);
             }

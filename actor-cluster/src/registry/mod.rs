@@ -32,6 +32,7 @@ use ractor::{Actor, ActorCell, ActorRef, Message};
 use tokio::sync::broadcast;
 
 pub use actor_cluster_proto::registry::NAME_CONFLICT;
+use actor_cluster_proto::wire::registry_group;
 pub use actor_cluster_proto::Owner;
 use actor_core::hlc::Stamp;
 
@@ -153,11 +154,11 @@ impl Registry {
         let (endpoint, _) = Actor::spawn(
             None,
             Endpoint::new(RegMsg::Wire),
-            (format!("registry:{name}"), actor.clone()),
+            (registry_group(name), actor.clone()),
         )
         .await
         .map_err(err)?;
-        forward_member_events(node, actor.clone(), RegMsg::Member);
+        forward_member_events(node.subscribe(), actor.clone(), RegMsg::Member);
         // Members already up when the registry starts get our (empty) state via their digests;
         // ask them for theirs.
         for m in node.members().await.unwrap_or_default() {
@@ -259,7 +260,7 @@ impl Registry {
     /// sent it so far: call before a node shuts down, so its last changes are not lost with its
     /// connections.
     pub async fn flush(&self, timeout: Duration) {
-        let calls: Vec<_> = remote_members::<RegWire>(&format!("registry:{}", self.shared.name))
+        let calls: Vec<_> = remote_members::<RegWire>(&registry_group(&self.shared.name))
             .into_iter()
             .map(|ep| async move {
                 let _ = ep.call(RegWire::Flush, Some(timeout)).await;

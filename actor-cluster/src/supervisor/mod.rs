@@ -35,6 +35,7 @@ pub use actor_cluster_proto::supervisor::{
     ChildStatus, ChildTable, DistChildSpec, Placement, Quorum, RandomPlacement, RestartType, Row,
     SupervisorCore, Uniform,
 };
+use actor_cluster_proto::wire::supervisor_group;
 use actor_cluster_proto::Now;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorRef, Message, RpcReplyPort, SpawnErr};
@@ -172,7 +173,8 @@ impl DistributedSupervisorBuilder {
 
     /// Starts this node's part of the supervisor.
     pub async fn start(self, node: &Node) -> Result<DistributedSupervisor, crate::ClusterError> {
-        let registry = Registry::start(node, &format!("dsup:{}", self.name)).await?;
+        let group = supervisor_group(&self.name);
+        let registry = Registry::start(node, &group).await?;
         let me = node.identity().name.clone();
         let mut core =
             SupervisorCore::new(me, self.kinds.keys().cloned(), self.placement, self.active);
@@ -189,7 +191,6 @@ impl DistributedSupervisorBuilder {
                 let _ = core.on_member_up(now, &m.node.name);
             }
         }
-        let group = format!("dsup:{}", self.name);
         let st = DState {
             core,
             group: group.clone(),
@@ -206,7 +207,7 @@ impl DistributedSupervisorBuilder {
             Actor::spawn(None, Endpoint::new(DsupMsg::Wire), (group, actor.clone()))
                 .await
                 .map_err(err)?;
-        forward_member_events(node, actor.clone(), DsupMsg::Member);
+        forward_member_events(node.subscribe(), actor.clone(), DsupMsg::Member);
         let mut reg_events = registry.subscribe();
         let fwd = actor.clone();
         tokio::spawn(async move {
