@@ -4,6 +4,27 @@
 //! sender's member list as gossip), leave notices, discovery results, dial outcomes and clock
 //! ticks. It answers with [`Action`]s: dial an address, close the sessions of a peer, emit a
 //! [`MemberEvent`]. It owns no clock, socket or random source: the caller passes `now`.
+//!
+//! # Driving it
+//!
+//! * [`Membership::on_discovered`] with the seed addresses at start, and with what discovery
+//!   finds every `discovery_interval`.
+//! * [`Membership::tick`] every `heartbeat_interval`; at the same time, send a heartbeat
+//!   carrying [`Membership::gossip`] on every connection (ahead of queued data, or a busy node
+//!   is declared down), and feed each one received to [`Membership::on_heartbeat`].
+//! * [`Membership::on_session_up`] when a connection to a peer is ready (authenticated; its
+//!   process groups visible), [`Membership::on_session_down`] once for every such connection
+//!   that closes, [`Membership::on_dial_failed`] for a dial that ended without a session, and
+//!   [`Membership::on_leave`] when a peer announces that it leaves.
+//!
+//! # Actions
+//!
+//! * [`Action::Dial`]: open a connection to the address (expecting that name, if given) and
+//!   report the outcome through `on_session_up` or `on_dial_failed`; the machine does not dial
+//!   an address again while a dial is in flight.
+//! * [`Action::Close`]: close every connection to that peer (each then reports
+//!   `on_session_down`).
+//! * [`Action::Emit`]: tell subscribers (the registry, the supervisor, the flag cache).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

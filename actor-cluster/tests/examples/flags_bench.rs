@@ -5,7 +5,7 @@
 //!   a %-of-actors gate (one SHA-256 per check, as FWF); ms for 10 M checks by name; the same
 //!   on 2 threads (wall time for 2 × 10 M);
 //! * `propagation`: 5 node processes (this binary) on one SQLite file; 1,000 toggles on one
-//!   node, 2 ms apart; p50/p99 from the write's version (its wall-clock time) until each other
+//!   node, 2 ms apart; p50/p99 from the write's version (the wall-clock part of its HLC stamp) until each other
 //!   node installed it.
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -123,7 +123,9 @@ async fn propagation() -> Result<(), BoxErr> {
         )?;
         for (v, s) in versions.iter().zip(seen) {
             if let Some(s) = s {
-                lat.push(s.saturating_sub(*v) as f64 / 1e6);
+                // A version is a packed HLC stamp: its wall-clock part is when the write was made.
+                let written = actor_core::hlc::Stamp::from_version(*v).wall_ns;
+                lat.push(s.saturating_sub(written) as f64 / 1e6);
             }
         }
     }
