@@ -243,6 +243,11 @@ impl Registry {
         (cell.is_message_type_of::<M>() != Some(false)).then(|| ActorRef::from(cell))
     }
 
+    /// Whether `name` is registered (a local read).
+    pub fn contains(&self, name: &str) -> bool {
+        self.shared.view.read().contains_key(name)
+    }
+
     /// The registration of `name`, with owner and metadata.
     pub fn entry(&self, name: &str) -> Option<Entry> {
         self.shared.view.read().get(name).cloned()

@@ -66,6 +66,9 @@ impl RegistryView for Registry {
     fn node_of(&self, id: &str) -> Option<String> {
         self.entry(id).map(|e| e.owner.node)
     }
+    fn is_located(&self, id: &str) -> bool {
+        self.contains(id)
+    }
     fn is_synced_with(&self, node: &str) -> bool {
         Registry::is_synced_with(self, node)
     }

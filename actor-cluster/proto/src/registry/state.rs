@@ -98,6 +98,11 @@ impl RegistryCore {
             .map(|(owner, reg)| Holder { owner, reg })
     }
 
+    /// Whether any owner holds `name`.
+    pub fn is_held(&self, name: &str) -> bool {
+        self.owners.values().any(|s| s.names.contains_key(name))
+    }
+
     /// Every name with its winner.
     pub fn winners(&self) -> BTreeMap<String, Holder> {
         let mut out: BTreeMap<String, Holder> = BTreeMap::new();

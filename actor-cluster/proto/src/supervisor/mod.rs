@@ -83,6 +83,10 @@ const ROWS_PER_MESSAGE: usize = 2000;
 pub trait RegistryView {
     /// The node a child is registered on.
     fn node_of(&self, id: &str) -> Option<String>;
+    /// Whether a child is registered anywhere (what a reconciliation asks of every child).
+    fn is_located(&self, id: &str) -> bool {
+        self.node_of(id).is_some()
+    }
     /// Whether the registry has received `node`'s registrations since it came up.
     fn is_synced_with(&self, node: &str) -> bool;
 }
@@ -90,6 +94,9 @@ pub trait RegistryView {
 impl RegistryView for BTreeMap<String, String> {
     fn node_of(&self, id: &str) -> Option<String> {
         self.get(id).cloned()
+    }
+    fn is_located(&self, id: &str) -> bool {
+        self.contains_key(id)
     }
     fn is_synced_with(&self, _: &str) -> bool {
         true
@@ -99,6 +106,9 @@ impl RegistryView for BTreeMap<String, String> {
 impl RegistryView for Replica {
     fn node_of(&self, id: &str) -> Option<String> {
         self.state().winner(id).map(|h| h.owner.node)
+    }
+    fn is_located(&self, id: &str) -> bool {
+        self.state().is_held(id)
     }
     fn is_synced_with(&self, node: &str) -> bool {
         Replica::is_synced_with(self, node)

@@ -163,7 +163,7 @@ pub fn reconcile(table: &ChildTable, placement: &dyn Placement, v: &View<'_>) ->
     }
     for row in table.live() {
         let id = &row.spec.id;
-        if v.running.contains(id) || v.located.node_of(id).is_some() || v.held.contains(id) {
+        if v.running.contains(id) || v.located.is_located(id) || v.held.contains(id) {
             continue;
         }
         let cands = candidates(v.members, &row.spec.kind);
