@@ -1,0 +1,507 @@
+//! The inputs of [`SupervisorCore`] and the decisions they lead to.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actor_core_base::hlc::Hlc;
+use actor_core_base::supervision::{should_restart, ExitReason, RestartWindow};
+
+use super::*;
+use crate::registry::NAME_CONFLICT;
+use crate::Now;
+
+impl SupervisorCore {
+    /// The part of node `me`, which runs `kinds`.
+    pub fn new(
+        me: impl Into<String>,
+        kinds: impl IntoIterator<Item = String>,
+        placement: Arc<dyn Placement>,
+        active: bool,
+    ) -> Self {
+        let me = me.into();
+        let kinds: BTreeSet<String> = kinds.into_iter().collect();
+        let mut members = BTreeMap::new();
+        members.insert(me.clone(), kinds.clone());
+        Self {
+            clock: Hlc::new(me.clone()),
+            me,
+            kinds,
+            placement,
+            active,
+            table: ChildTable::default(),
+            members,
+            pending: BTreeMap::new(),
+            heard: BTreeMap::new(),
+            leaving: BTreeSet::new(),
+            running: BTreeMap::new(),
+            hold_until: None,
+            dirty: false,
+            ticks: 0,
+            last_full: None,
+            draining: false,
+            lost: BTreeMap::new(),
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The replicated child table.
+    pub fn table(&self) -> &ChildTable {
+        &self.table
+    }
+
+    /// Children running (or starting) on this node, sorted.
+    pub fn local_children(&self) -> Vec<String> {
+        self.running
+            .iter()
+            .filter(|(_, l)| l.state != LocalState::Stopping)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Members (this node included) that can run children: up, not leaving, kinds known.
+    pub fn eligible_members(&self) -> Vec<String> {
+        self.members
+            .keys()
+            .filter(|n| !self.leaving.contains(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a reconciliation is due (call [`SupervisorCore::reconcile`]).
+    pub fn wants_reconcile(&self) -> bool {
+        self.dirty
+    }
+
+    /// When a hold ends (reconcile then).
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.hold_until
+    }
+
+    /// Whether this node may not start children now (a hold after a member went down, or a
+    /// member whose state it has not synced).
+    pub fn is_holding(&self, now: Now, reg: &dyn RegistryView) -> bool {
+        self.hold_until.is_some_and(|t| now.mono < t) || self.unsynced(now.mono, reg)
+    }
+
+    fn put_row(&mut self, spec: DistChildSpec, status: ChildStatus, now: Now) -> Row {
+        let row = Row {
+            spec,
+            status,
+            stamp: self.clock.now(now.wall_ns),
+        };
+        self.table.merge(row.clone());
+        row
+    }
+
+    fn hello(&self, ask: bool) -> SupEffect {
+        SupEffect::Broadcast(SupPeerMsg::Hello {
+            node: self.me.clone(),
+            kinds: self.kinds.iter().cloned().collect(),
+            ask,
+            members: self.members.keys().cloned().collect(),
+        })
+    }
+
+    fn rows_effects(rows: &[Row], out: &mut Vec<SupEffect>) {
+        for chunk in rows.chunks(ROWS_PER_MESSAGE) {
+            out.push(SupEffect::Broadcast(SupPeerMsg::Rows(chunk.to_vec())));
+        }
+    }
+
+    fn send_full(&mut self, now: Instant, out: &mut Vec<SupEffect>) {
+        if self
+            .last_full
+            .is_some_and(|t| now.saturating_duration_since(t) < FULL_MIN_INTERVAL)
+        {
+            return;
+        }
+        self.last_full = Some(now);
+        let rows: Vec<Row> = self.table.rows().cloned().collect();
+        Self::rows_effects(&rows, out);
+    }
+
+    fn quorum(&self) -> bool {
+        let live: Vec<String> = self.members.keys().cloned().collect();
+        self.placement.has_quorum(&live)
+    }
+
+    /// Adds children (idempotent by id: a live id is left as it is). `sample` is one random
+    /// number, from which random placement picks each child's node.
+    pub fn put(
+        &mut self,
+        now: Now,
+        specs: Vec<DistChildSpec>,
+        sample: u64,
+    ) -> Result<Vec<SupEffect>, SupRefusal> {
+        if !self.quorum() {
+            return Err(SupRefusal::QuorumNotMet);
+        }
+        let mut fresh = Vec::new();
+        for mut spec in specs {
+            if self
+                .table
+                .get(&spec.id)
+                .is_some_and(|r| r.status == ChildStatus::Live)
+            {
+                continue;
+            }
+            let cands = candidates(&self.members, &spec.kind);
+            if cands.is_empty() {
+                return Err(SupRefusal::NoEligibleNode(spec.kind));
+            }
+            if self.placement.is_random() {
+                let h = placement::hash(&[&spec.id, &sample.to_string()]);
+                spec.pinned = cands.get((h % cands.len() as u64) as usize).cloned();
+            }
+            fresh.push(spec);
+        }
+        let rows: Vec<Row> = fresh
+            .into_iter()
+            .map(|spec| self.put_row(spec, ChildStatus::Live, now))
+            .collect();
+        let mut out = Vec::new();
+        Self::rows_effects(&rows, &mut out);
+        self.dirty = true;
+        Ok(out)
+    }
+
+    /// Terminates a child wherever it runs and forgets it.
+    pub fn terminate(&mut self, now: Now, id: &str) -> Result<Vec<SupEffect>, SupRefusal> {
+        match self.table.get(id).cloned() {
+            Some(row) if row.status != ChildStatus::Removed => {
+                let row = self.put_row(row.spec, ChildStatus::Removed, now);
+                self.dirty = true;
+                Ok(vec![SupEffect::Broadcast(SupPeerMsg::Rows(vec![row]))])
+            }
+            _ => Err(SupRefusal::NotFound(id.to_owned())),
+        }
+    }
+
+    /// Graceful shutdown of this node's part: tell the others, and hand every local child to
+    /// the node that runs it next (or stop it, if none can).
+    pub fn drain(&mut self) -> Vec<SupEffect> {
+        self.draining = true;
+        let mut out = vec![SupEffect::Broadcast(SupPeerMsg::Leaving(self.me.clone()))];
+        let mut members = self.members.clone();
+        members.remove(&self.me);
+        for l in &self.leaving {
+            members.remove(l);
+        }
+        let ids: Vec<String> = self.local_children();
+        for id in ids {
+            let target = self.table.get(&id).and_then(|r| {
+                let cands = candidates(&members, &r.spec.kind);
+                self.placement.place(&r.spec, &cands)
+            });
+            if let Some(l) = self.running.get_mut(&id) {
+                l.state = LocalState::Stopping;
+            }
+            out.push(match target {
+                Some(to) => SupEffect::Move { id, to },
+                None => SupEffect::Stop {
+                    id,
+                    reason: "drained",
+                },
+            });
+        }
+        out
+    }
+
+    /// A message from another node's part.
+    pub fn on_peer(&mut self, now: Now, msg: SupPeerMsg) -> Vec<SupEffect> {
+        let mut out = Vec::new();
+        match msg {
+            SupPeerMsg::Rows(rows) => {
+                for r in rows {
+                    self.clock.observe(&r.stamp, now.wall_ns);
+                    self.dirty |= self.table.merge(r);
+                }
+            }
+            SupPeerMsg::Hello {
+                node,
+                kinds,
+                ask,
+                members,
+            } => {
+                if ask {
+                    out.push(self.hello(false));
+                }
+                self.pending.remove(&node);
+                self.heard.remove(&node);
+                self.members.insert(node, kinds.into_iter().collect());
+                for m in members {
+                    if !self.members.contains_key(&m) && !self.leaving.contains(&m) {
+                        self.heard.entry(m).or_insert(now.mono);
+                    }
+                }
+                self.dirty = true;
+            }
+            SupPeerMsg::Digest { node, rows, newest } => {
+                if !self.members.contains_key(&node) && !self.leaving.contains(&node) {
+                    // A peer whose kinds we do not know: hello until it answers with its own.
+                    self.pending.entry(node).or_insert(now.mono);
+                    out.push(self.hello(true));
+                }
+                if self.table.digest() != (rows, newest) {
+                    self.send_full(now.mono, &mut out);
+                }
+            }
+            SupPeerMsg::Leaving(node) => {
+                self.leaving.insert(node);
+                self.dirty = true;
+            }
+        }
+        out
+    }
+
+    /// A member came up (this node's membership said so).
+    pub fn on_member_up(&mut self, now: Now, node: &str) -> Vec<SupEffect> {
+        self.leaving.remove(node);
+        self.members.remove(node);
+        self.pending.insert(node.to_owned(), now.mono);
+        let mut out = vec![self.hello(true)];
+        self.last_full = None;
+        self.send_full(now.mono, &mut out);
+        out
+    }
+
+    /// A member went down or left.
+    pub fn on_member_down(&mut self, now: Now, node: &str) {
+        self.members.remove(node);
+        self.pending.remove(node);
+        self.leaving.remove(node);
+        self.heard.remove(node);
+        let delay = self.placement.restart_delay();
+        if !delay.is_zero() {
+            self.hold_until = Some(now.mono + delay);
+        }
+        self.dirty = true;
+    }
+
+    /// A child's registration went away with the node it ran on.
+    pub fn on_unregistered(&mut self, id: &str, node: &str) {
+        if node != self.me {
+            if self.lost.len() >= MAX_LOST {
+                self.lost.clear();
+            }
+            self.lost.insert(id.to_owned(), node.to_owned());
+        }
+        self.dirty = true;
+    }
+
+    /// Members it knows of that this node cannot yet tell the children of.
+    fn unsynced(&self, now: Instant, reg: &dyn RegistryView) -> bool {
+        let synced = |n: &str| self.members.contains_key(n) && reg.is_synced_with(n);
+        self.members.keys().any(|n| !reg.is_synced_with(n))
+            || self
+                .pending
+                .values()
+                .any(|since| now.saturating_duration_since(*since) < PENDING_GRACE)
+            || self.heard.iter().any(|(n, since)| {
+                now.saturating_duration_since(*since) < JOIN_SYNC_GRACE && !synced(n)
+            })
+    }
+
+    /// What a reconciliation would decide now.
+    pub fn decide(&self, now: Now, reg: &dyn RegistryView) -> Vec<Decision> {
+        let running: BTreeSet<String> = self.local_children().into_iter().collect();
+        let mut members = self.members.clone();
+        for l in &self.leaving {
+            members.remove(l);
+        }
+        if self.draining {
+            members.remove(&self.me);
+        }
+        let held: BTreeSet<String> = if self.is_holding(now, reg) {
+            self.table.live().map(|r| r.spec.id.clone()).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let view = View {
+            me: &self.me,
+            members: &members,
+            located: reg,
+            running: &running,
+            held: &held,
+            active: self.active && !self.draining,
+        };
+        reconcile(&self.table, self.placement.as_ref(), &view)
+    }
+
+    /// How many starts, stops and moves this node would make now, plus one while it holds
+    /// (0: settled).
+    pub fn pending_decisions(&self, now: Now, reg: &dyn RegistryView) -> usize {
+        self.decide(now, reg).len() + usize::from(self.is_holding(now, reg))
+    }
+
+    /// Decides what this node starts, stops and moves now.
+    pub fn reconcile(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
+        self.dirty = false;
+        if self.hold_until.is_some_and(|t| now.mono >= t) {
+            self.hold_until = None;
+        }
+        let mut out = Vec::new();
+        for d in self.decide(now, reg) {
+            match d {
+                Decision::Start(id) if !self.draining => self.start(&id, &mut out),
+                Decision::Start(_) => {}
+                Decision::Stop(id) => {
+                    if let Some(l) = self.running.get_mut(&id) {
+                        l.state = LocalState::Stopping;
+                    }
+                    out.push(SupEffect::Stop {
+                        id,
+                        reason: "not placed here",
+                    });
+                }
+                Decision::Move(id, to) => {
+                    if let Some(l) = self.running.get_mut(&id) {
+                        l.state = LocalState::Stopping;
+                    }
+                    out.push(SupEffect::Move { id, to });
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, id: &str, out: &mut Vec<SupEffect>) {
+        let Some(row) = self.table.get(id).cloned() else {
+            return;
+        };
+        if !self.kinds.contains(&row.spec.kind) {
+            return;
+        }
+        let window = self
+            .running
+            .remove(id)
+            .map(|l| l.window)
+            .unwrap_or_else(|| RestartWindow::new(row.spec.intensity_value()));
+        self.running.insert(
+            id.to_owned(),
+            Local {
+                window,
+                state: LocalState::Starting,
+            },
+        );
+        out.push(SupEffect::Start {
+            id: id.to_owned(),
+            spec: row.spec,
+        });
+    }
+
+    /// How a [`SupEffect::Start`] ended.
+    pub fn on_started(&mut self, now: Now, id: &str, outcome: StartOutcome) -> Vec<SupEffect> {
+        match outcome {
+            StartOutcome::Running => {
+                let Some(l) = self.running.get_mut(id) else {
+                    return Vec::new();
+                };
+                l.state = LocalState::Running;
+                let failover = self
+                    .lost
+                    .remove(id)
+                    .is_some_and(|prev| !self.members.contains_key(&prev));
+                vec![SupEffect::Event(SupEvent::Started {
+                    id: id.to_owned(),
+                    failover,
+                })]
+            }
+            StartOutcome::Taken => {
+                self.running.remove(id);
+                Vec::new()
+            }
+            StartOutcome::Failed(reason) => self.failed(now, id, format!("start failed: {reason}")),
+        }
+    }
+
+    /// A restart was needed and failed or exceeded the intensity: the child is marked failed.
+    fn failed(&mut self, now: Now, id: &str, reason: String) -> Vec<SupEffect> {
+        self.running.remove(id);
+        let Some(row) = self.table.get(id).cloned() else {
+            return Vec::new();
+        };
+        let status = ChildStatus::Failed {
+            node: self.me.clone(),
+            reason: reason.clone(),
+        };
+        let row = self.put_row(row.spec, status, now);
+        self.dirty = true;
+        vec![
+            SupEffect::Broadcast(SupPeerMsg::Rows(vec![row])),
+            SupEffect::Event(SupEvent::Failed {
+                id: id.to_owned(),
+                reason,
+            }),
+        ]
+    }
+
+    /// A local child stopped.
+    pub fn on_child_exit(&mut self, now: Now, id: &str, exit: ExitReason) -> Vec<SupEffect> {
+        let Some(local) = self.running.get(id) else {
+            return Vec::new();
+        };
+        if local.state == LocalState::Stopping {
+            self.running.remove(id);
+            self.dirty = true;
+            return Vec::new();
+        }
+        if matches!(&exit, ExitReason::Normal(Some(r)) if r == NAME_CONFLICT) {
+            // It lost a name conflict: it runs elsewhere.
+            self.running.remove(id);
+            return Vec::new();
+        }
+        let Some(row) = self.table.get(id).cloned() else {
+            self.running.remove(id);
+            return Vec::new();
+        };
+        let mut out = vec![SupEffect::Unregister(id.to_owned())];
+        if !should_restart(row.spec.restart.into(), &exit) {
+            self.running.remove(id);
+            let row = self.put_row(row.spec, ChildStatus::Removed, now);
+            out.push(SupEffect::Broadcast(SupPeerMsg::Rows(vec![row])));
+            return out;
+        }
+        let allowed = self
+            .running
+            .get_mut(id)
+            .is_some_and(|l| l.window.record(now.mono));
+        if !allowed {
+            let reason = match exit {
+                ExitReason::Failed(e) => e,
+                other => format!("{other:?}"),
+            };
+            out.extend(self.failed(now, id, format!("over its intensity; last exit: {reason}")));
+            return out;
+        }
+        out.push(SupEffect::Event(SupEvent::Restarted { id: id.to_owned() }));
+        self.start(id, &mut out);
+        out
+    }
+
+    /// Periodic work (every [`TICK_INTERVAL`]): the digest, hellos to members whose kinds are
+    /// unknown, and a reconciliation every few ticks (every tick while holding).
+    pub fn tick(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
+        let (rows, newest) = self.table.digest();
+        let mut out = vec![SupEffect::Broadcast(SupPeerMsg::Digest {
+            node: self.me.clone(),
+            rows,
+            newest,
+        })];
+        if !self.pending.is_empty() {
+            out.push(self.hello(true));
+        }
+        self.heard
+            .retain(|_, since| now.mono.saturating_duration_since(*since) < JOIN_SYNC_GRACE);
+        self.ticks += 1;
+        if self.hold_until.is_some() || self.unsynced(now.mono, reg) || self.ticks % 5 == 0 {
+            self.dirty = true;
+        }
+        out
+    }
+}
