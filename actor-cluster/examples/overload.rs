@@ -78,7 +78,7 @@ async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::E
         b = b.seeds(args.seeds);
     }
     let node = b.start().await?;
-    let flood = Flood::start().await?;
+    let flood = Flood::start(&node).await?;
     serve(node, Some(Arc::new(Ext(flood)))).await;
     Ok(())
 }

@@ -17,8 +17,8 @@
 //! * [`supervisor`]: the distributed dynamic supervisor ([`DistributedSupervisor`]): children
 //!   as data, placement behind a trait, failover, handoff, per-child restart isolation.
 //! * [`remote`]: typed remote refs, found by group name and checked by message type; bounded
-//!   sends ([`remote::try_cast`], [`remote::cast`], [`remote::call`]) that keep each peer's
-//!   outbound queue under a limit. Heartbeats travel on a control lane of each connection
+//!   sends through the node's [`Remote`] handle ([`Remote::try_cast`], [`Remote::cast`],
+//!   [`Remote::call`]) that keep each peer's outbound queue under a limit. Heartbeats travel on a control lane of each connection
 //!   ([`mux`]), ahead of queued messages.
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //!
@@ -44,11 +44,13 @@
 
 pub mod discovery;
 pub mod endpoint;
+mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod membership;
 pub mod mux;
 mod node;
+mod outbound;
 pub mod registry;
 pub mod remote;
 pub mod supervisor;
@@ -56,16 +58,18 @@ mod tls;
 mod transport;
 
 pub use discovery::{Discovery, DiscoveryError, StaticSeeds};
+pub use faults::Faults;
 pub use membership::{DownReason, MemberEvent, MemberInfo, MemberState, NodeIdentity, Timings};
 pub use node::{Node, NodeBuilder};
+pub use outbound::OutboundStats;
 pub use registry::{Registry, RegistryError, RegistryEvent};
+pub use remote::Remote;
 pub use supervisor::{
     ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Placement, StartContext,
 };
 pub use tls::TlsConfig;
 pub use transport::{
     decode_identity_body, decode_identity_frame, identity_frame, identity_frame_len, ConnectError,
-    Faults,
 };
 
 /// Errors of cluster nodes.

@@ -14,7 +14,7 @@
 //! [`Control`]. A chunk of another kind or above [`MAX_CHUNK`] ends the connection.
 //!
 //! The writer also counts ractor frames (a big-endian `u64` length, then the payload) as they
-//! reach the socket: the bounded sends (`remote`) compare that count with what was sent through it to
+//! reach the socket: the bounded sends ([`crate::outbound`]) compare that count with what was sent through it to
 //! bound each peer's outbound queue.
 
 use std::io;
@@ -25,8 +25,10 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
+
+use crate::outbound::Outbound;
 
 pub use actor_cluster_proto::wire::{
     chunk_header, decode_chunk_header, decode_control, encode_control, ChunkError, Control,
@@ -39,48 +41,26 @@ const DATA_QUEUE: usize = 16;
 /// one follows within an interval).
 const CONTROL_QUEUE: usize = 64;
 
-/// The shared side of one connection: its control queue, counters, and whether ractor's
-/// handshake authenticated it (control frames are ignored until then).
+/// The shared side of one connection: its control queue, its outbound accounting, and
+/// whether ractor's handshake authenticated it (control frames are ignored until then).
 #[derive(Debug)]
 pub(crate) struct Lane {
-    /// The peer's node name (from the identity exchange).
-    pub(crate) peer: String,
     control: mpsc::Sender<Bytes>,
     ready: AtomicBool,
-    /// ractor frames written to the socket.
-    pub(crate) frames_out: AtomicU64,
-    /// Wakes senders waiting for room in this connection's outbound queue.
-    pub(crate) drained: Notify,
     /// Heartbeats dropped because the control queue was full.
-    pub(crate) control_dropped: AtomicU64,
-    /// Messages sent through the bounded sends (`remote`).
-    pub(crate) submitted: AtomicU64,
-    /// Bounded sends admitted.
-    pub(crate) sent: AtomicU64,
-    /// Bounded sends refused because the outbound queue was full.
-    pub(crate) dropped: AtomicU64,
-    /// Most messages queued towards this peer before bounded sends are refused.
-    pub(crate) limit: AtomicU64,
+    control_dropped: AtomicU64,
+    outbound: Outbound,
 }
 
 impl Lane {
-    pub(crate) fn set_limit(&self, limit: u64) {
-        self.limit.store(limit.max(1), Ordering::Relaxed);
+    /// The peer's node name (from the identity exchange).
+    pub(crate) fn peer(&self) -> &str {
+        self.outbound.peer()
     }
 
-    /// Messages sent through bounded sends that have not reached the socket yet. Frames
-    /// ractor sends on its own (pings, process groups) also count as written, so the
-    /// estimate can run low by those; it never drifts, as it resets whenever the queue is
-    /// seen empty.
-    pub(crate) fn queued(&self) -> u64 {
-        let out = self.frames_out.load(Ordering::Acquire);
-        let sub = self.submitted.load(Ordering::Acquire);
-        if out >= sub {
-            self.submitted.fetch_max(out, Ordering::AcqRel);
-            0
-        } else {
-            sub - out
-        }
+    /// What this connection owes the socket.
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// Marks the connection authenticated: control frames from it are accepted from now on.
@@ -125,28 +105,22 @@ where
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
     let (in_tx, in_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
     let lane = Arc::new(Lane {
-        peer,
         control: ctl_tx,
         ready: AtomicBool::new(false),
-        frames_out: AtomicU64::new(0),
-        drained: Notify::new(),
         control_dropped: AtomicU64::new(0),
-        submitted: AtomicU64::new(0),
-        sent: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        limit: AtomicU64::new(u64::MAX),
+        outbound: Outbound::new(peer),
     });
     let l = lane.clone();
     let e = on_error.clone();
     tokio::spawn(async move {
         if let Err(err) = write_loop(write, ctl_rx, out_rx, &l).await {
-            tracing::debug!(peer = %l.peer, error = %err, "connection writer ended");
+            tracing::debug!(peer = %l.peer(), error = %err, "connection writer ended");
         }
         // Either the connection failed or ractor dropped its writer (the session is over):
         // cut the connection, so the reader task ends too even if the peer never closes.
         e();
         // Wake senders waiting for room: the connection is gone, their next check fails.
-        l.drained.notify_waiters();
+        l.outbound.close();
     });
     let l = Arc::downgrade(&lane);
     tokio::spawn(async move {
@@ -192,11 +166,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         w.write_all(&chunk_header(kind, chunk.len())).await?;
         w.write_all(&chunk).await?;
         if kind == KIND_DATA {
-            let n = frames.feed(&chunk);
-            if n > 0 {
-                lane.frames_out.fetch_add(n, Ordering::AcqRel);
-                lane.drained.notify_waiters();
-            }
+            lane.outbound.wrote(frames.feed(&chunk));
         }
         if ctl_rx.is_empty() && out_rx.is_empty() {
             w.flush().await?;
@@ -235,13 +205,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
             return Ok(());
         };
         if !lane.is_ready() {
-            tracing::debug!(peer = %lane.peer, "control frame before authentication ignored");
+            tracing::debug!(peer = %lane.peer(), "control frame before authentication ignored");
             continue;
         }
         match decode_control(&body) {
             Ok(c) => handler(&lane, c),
             Err(e) => {
-                tracing::warn!(peer = %lane.peer, error = %e, "undecodable control frame ignored");
+                tracing::warn!(peer = %lane.peer(), error = %e, "undecodable control frame ignored");
                 metrics::counter!("cluster_control_decode_errors_total").increment(1);
             }
         }
@@ -336,32 +306,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_queue_estimate_resets_when_ractor_wrote_frames_of_its_own() {
-        let (a, _b) = tokio::io::duplex(1024);
-        let (r, w) = tokio::io::split(a);
-        let (lane, _r, _w) = start(
-            "p".into(),
-            r,
-            w,
-            Arc::new(|_: &Lane, _| {}),
-            Arc::new(|| {}),
-        );
-        // ractor's handshake frames were written before any bounded send.
-        lane.frames_out.store(5, Ordering::SeqCst);
-        assert_eq!(lane.queued(), 0);
-        lane.submitted.fetch_add(10, Ordering::SeqCst);
-        assert_eq!(lane.queued(), 10);
-        lane.frames_out.fetch_add(4, Ordering::SeqCst);
-        assert_eq!(lane.queued(), 6);
-        // More frames written than sent (pings while the queue drained): empty, not negative,
-        // and later sends count from there.
-        lane.frames_out.fetch_add(9, Ordering::SeqCst);
-        assert_eq!(lane.queued(), 0);
-        lane.submitted.fetch_add(3, Ordering::SeqCst);
-        assert_eq!(lane.queued(), 3);
-    }
-
     #[test]
     fn chunk_headers_round_trip_and_refuse_bad_ones() {
         assert_eq!(
@@ -410,7 +354,7 @@ mod tests {
             at += 5 + data.len();
         }
         assert_eq!(at, out.len());
-        assert_eq!(lane.frames_out.load(Ordering::SeqCst), 3);
+        assert_eq!(lane.outbound.frames_out(), 3);
     }
 
     #[tokio::test]
@@ -452,6 +396,6 @@ mod tests {
         assert_eq!(&back[8..12], &0u32.to_be_bytes());
         assert_eq!(&back[back.len() - 4..], &1999u32.to_be_bytes());
         assert_eq!(got.lock().as_slice(), &[hb]);
-        assert_eq!(la.frames_out.load(Ordering::SeqCst), 2000);
+        assert_eq!(la.outbound.frames_out(), 2000);
     }
 }

@@ -13,13 +13,15 @@ use tokio::task::JoinHandle;
 
 use crate::discovery::{Discovery, StaticSeeds};
 use crate::endpoint::Endpoint;
+use crate::faults::Faults;
 use crate::membership::{
     from_peer, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
     NodeIdentity, PeerMsg, SessionEvents, Timings, ENDPOINTS,
 };
 use crate::mux::Control;
+use crate::remote::Remote;
 use crate::tls::TlsConfig;
-use crate::transport::{Faults, Transport};
+use crate::transport::Transport;
 use crate::ClusterError;
 
 /// Builds a [`Node`].
@@ -195,10 +197,10 @@ impl NodeBuilder {
         let hb = membership.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
             Control::Heartbeat { from, members } => {
-                if from.name == lane.peer {
+                if from.name == lane.peer() {
                     let _ = hb.cast(MembershipMsg::Heartbeat(from, members));
                 } else {
-                    tracing::warn!(peer = %lane.peer, claimed = %from.name, "heartbeat in another node's name ignored");
+                    tracing::warn!(peer = %lane.peer(), claimed = %from.name, "heartbeat in another node's name ignored");
                 }
             }
         }));
@@ -246,6 +248,7 @@ impl NodeBuilder {
                 endpoint,
                 events,
                 faults,
+                remote: Remote::new(transport.sessions().clone()),
                 tasks,
             }),
         })
@@ -315,6 +318,7 @@ struct Inner {
     endpoint: ActorRef<PeerMsg>,
     events: broadcast::Sender<MemberEvent>,
     faults: Arc<Faults>,
+    remote: Remote,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -389,6 +393,12 @@ impl Node {
     /// Membership events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Bounded sends to actors on other nodes through this node's sessions (see
+    /// [`crate::remote`]).
+    pub fn remote(&self) -> &Remote {
+        &self.inner.remote
     }
 
     /// Fault injection: block and unblock traffic with chosen peers (tests).

@@ -15,29 +15,28 @@
 //! # Bounded sends
 //!
 //! ractor_cluster queues remote messages without bound: a sender faster than the link fills
-//! memory (1 M queued casts took a node to 315 MB). [`try_cast`], [`cast`] and [`call`] bound
-//! what waits to be written to each peer to the node's `max_outbound` messages
-//! ([`crate::NodeBuilder::max_outbound`], 16,384 by default):
-//! * [`try_cast`] drops a message that finds the queue full and says so
-//!   ([`SendError::Overloaded`]); drops are counted per peer ([`outbound`]) and in the metric
-//!   `cluster_casts_dropped_total`;
-//! * [`cast`] waits for room instead (backpressure), up to a deadline;
-//! * [`call`] is refused at once with [`SendError::Overloaded`] rather than waiting for its
+//! memory (1 M queued casts took a node to 315 MB). The node's [`Remote`] handle
+//! ([`crate::Node::remote`]) bounds what waits to be written to each peer to the node's
+//! `max_outbound` messages ([`crate::NodeBuilder::max_outbound`], 16,384 by default):
+//! * [`Remote::try_cast`] drops a message that finds the queue full and says so
+//!   ([`SendError::Overloaded`]); drops are counted per peer ([`Remote::outbound`]) and in the
+//!   metric `cluster_casts_dropped_total`;
+//! * [`Remote::cast`] waits for room instead (backpressure), up to a deadline;
+//! * [`Remote::call`] is refused at once with [`SendError::Overloaded`] rather than waiting for its
 //!   timeout behind a queue it cannot pass, and every failure is an error, never a hang.
 //!
 //! Heartbeats do not wait in that queue at all (see the runtime-semantics chapter), so a
 //! flooded node is not declared down. Sends to local actors are never bounded.
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 
 use crate::mux::Lane;
+pub use crate::outbound::OutboundStats;
+use crate::outbound::{Outbound, Sessions};
 
 /// Why a bounded send did not go out (or a call got no answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,62 +57,10 @@ pub enum SendError {
     Timeout(Duration),
 }
 
-/// A peer's outbound queue, as [`outbound`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundStats {
-    /// The peer node.
-    pub peer: String,
-    /// Messages sent through bounded sends, not yet written to the socket.
-    pub queued: u64,
-    /// The bound.
-    pub limit: u64,
-    /// Bounded sends refused because the queue was full.
-    pub dropped: u64,
-    /// Messages sent through bounded sends.
-    pub sent: u64,
-}
-
-/// Sessions by ractor_cluster's node id (one node per process, as ractor's own registries).
-static SESSIONS: LazyLock<RwLock<HashMap<u64, Arc<Lane>>>> = LazyLock::new(Default::default);
-
-pub(crate) fn bind_session(node_id: u64, lane: Arc<Lane>) {
-    SESSIONS.write().insert(node_id, lane);
-}
-
-pub(crate) fn unbind_session(node_id: u64) {
-    SESSIONS.write().remove(&node_id);
-}
-
-fn lane_of<M: Message>(to: &ActorRef<M>) -> Result<Option<Arc<Lane>>, SendError> {
-    let id = to.get_id();
-    if id.is_local() {
-        return Ok(None);
-    }
-    SESSIONS
-        .read()
-        .get(&id.node())
-        .cloned()
-        .map(Some)
-        .ok_or_else(|| SendError::Unreachable(format!("no session with the node of actor {id}")))
-}
-
-fn refuse(lane: &Lane, queued: u64) -> SendError {
-    lane.dropped.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("cluster_casts_dropped_total").increment(1);
-    SendError::Overloaded {
-        peer: lane.peer.clone(),
-        queued,
-    }
-}
-
-fn admit(lane: &Lane) -> Result<(), u64> {
-    let queued = lane.queued();
-    if queued >= lane.limit.load(Ordering::Relaxed) {
-        return Err(queued);
-    }
-    lane.submitted.fetch_add(1, Ordering::AcqRel);
-    lane.sent.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+/// Bounded sends through one node's sessions, from [`crate::Node::remote`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    sessions: Arc<Sessions>,
 }
 
 fn send<M: Message>(to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
@@ -121,102 +68,123 @@ fn send<M: Message>(to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
         .map_err(|e| SendError::Unreachable(format!("actor {}: {e}", to.get_id())))
 }
 
-/// Sends `msg` unless the outbound queue to `to`'s node is full; then the message is dropped,
-/// counted, and [`SendError::Overloaded`] returned.
-pub fn try_cast<M: Message>(to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
-    if let Some(lane) = lane_of(to)? {
-        admit(&lane).map_err(|q| refuse(&lane, q))?;
+fn refused(out: &Outbound, queued: u64) -> SendError {
+    out.refuse();
+    SendError::Overloaded {
+        peer: out.peer().to_owned(),
+        queued,
     }
-    send(to, msg)
 }
 
-/// Sends `msg`, waiting while the outbound queue to `to`'s node is full (backpressure). After
-/// `wait` without room the message is dropped and counted, and [`SendError::Overloaded`]
-/// returned.
-pub async fn cast<M: Message>(to: &ActorRef<M>, msg: M, wait: Duration) -> Result<(), SendError> {
-    if let Some(lane) = lane_of(to)? {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let notified = lane.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match admit(&lane) {
-                Ok(()) => break,
-                Err(q) => {
-                    if !SESSIONS.read().contains_key(&to.get_id().node()) {
-                        return Err(SendError::Unreachable(format!(
-                            "the connection to {} closed",
-                            lane.peer
-                        )));
+impl Remote {
+    pub(crate) fn new(sessions: Arc<Sessions>) -> Self {
+        Self { sessions }
+    }
+
+    /// The connection to `to`'s node: `None` for a local actor.
+    fn lane_of<M: Message>(&self, to: &ActorRef<M>) -> Result<Option<Arc<Lane>>, SendError> {
+        let id = to.get_id();
+        if id.is_local() {
+            return Ok(None);
+        }
+        self.sessions.get(id.node()).map(Some).ok_or_else(|| {
+            SendError::Unreachable(format!("no session with the node of actor {id}"))
+        })
+    }
+
+    /// Sends `msg` unless the outbound queue to `to`'s node is full; then the message is
+    /// dropped, counted, and [`SendError::Overloaded`] returned.
+    pub fn try_cast<M: Message>(&self, to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
+        if let Some(lane) = self.lane_of(to)? {
+            let out = lane.outbound();
+            out.admit().map_err(|q| refused(out, q))?;
+        }
+        send(to, msg)
+    }
+
+    /// Sends `msg`, waiting while the outbound queue to `to`'s node is full (backpressure).
+    /// After `wait` without room the message is dropped and counted, and
+    /// [`SendError::Overloaded`] returned; a connection that closes meanwhile is
+    /// [`SendError::Unreachable`].
+    pub async fn cast<M: Message>(
+        &self,
+        to: &ActorRef<M>,
+        msg: M,
+        wait: Duration,
+    ) -> Result<(), SendError> {
+        if let Some(lane) = self.lane_of(to)? {
+            let out = lane.outbound();
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let drained = out.drained();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                match out.admit() {
+                    Ok(()) => break,
+                    Err(q) => {
+                        if out.is_closed() || !self.sessions.contains(to.get_id().node()) {
+                            return Err(SendError::Unreachable(format!(
+                                "the connection to {} closed",
+                                out.peer()
+                            )));
+                        }
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(refused(out, q));
+                        }
+                        // Woken when frames reach the socket or the connection ends.
+                        let _ = tokio::time::timeout_at(deadline, drained).await;
                     }
-                    let now = tokio::time::Instant::now();
-                    if now >= deadline {
-                        return Err(refuse(&lane, q));
-                    }
-                    // Woken when frames reach the socket; rechecked at least every 50 ms, so
-                    // a connection that closed meanwhile is noticed.
-                    let until = deadline.min(now + Duration::from_millis(50));
-                    let _ = tokio::time::timeout_at(until, notified).await;
                 }
             }
         }
+        send(to, msg)
     }
-    send(to, msg)
-}
 
-/// Calls `to` and waits up to `timeout` for the reply. Refused at once with
-/// [`SendError::Overloaded`] when the outbound queue to its node is full; a stopped actor or a
-/// lost connection is [`SendError::Unreachable`], no reply in time [`SendError::Timeout`].
-pub async fn call<M: Message, R, F>(
-    to: &ActorRef<M>,
-    msg: F,
-    timeout: Duration,
-) -> Result<R, SendError>
-where
-    F: FnOnce(RpcReplyPort<R>) -> M,
-    R: Send + 'static,
-{
-    if let Some(lane) = lane_of(to)? {
-        admit(&lane).map_err(|q| refuse(&lane, q))?;
+    /// Calls `to` and waits up to `timeout` for the reply. Refused at once with
+    /// [`SendError::Overloaded`] when the outbound queue to its node is full; a stopped actor
+    /// or a lost connection is [`SendError::Unreachable`], no reply in time
+    /// [`SendError::Timeout`].
+    pub async fn call<M: Message, R, F>(
+        &self,
+        to: &ActorRef<M>,
+        msg: F,
+        timeout: Duration,
+    ) -> Result<R, SendError>
+    where
+        F: FnOnce(RpcReplyPort<R>) -> M,
+        R: Send + 'static,
+    {
+        if let Some(lane) = self.lane_of(to)? {
+            let out = lane.outbound();
+            out.admit().map_err(|q| refused(out, q))?;
+        }
+        match to.call(msg, Some(timeout)).await {
+            Ok(CallResult::Success(r)) => Ok(r),
+            Ok(CallResult::Timeout) => Err(SendError::Timeout(timeout)),
+            Ok(CallResult::SenderError) => Err(SendError::Unreachable(format!(
+                "actor {} stopped or its connection was lost before replying",
+                to.get_id()
+            ))),
+            Err(e) => Err(SendError::Unreachable(format!(
+                "actor {}: {e}",
+                to.get_id()
+            ))),
+        }
     }
-    match to.call(msg, Some(timeout)).await {
-        Ok(CallResult::Success(r)) => Ok(r),
-        Ok(CallResult::Timeout) => Err(SendError::Timeout(timeout)),
-        Ok(CallResult::SenderError) => Err(SendError::Unreachable(format!(
-            "actor {} stopped or its connection was lost before replying",
-            to.get_id()
-        ))),
-        Err(e) => Err(SendError::Unreachable(format!(
-            "actor {}: {e}",
-            to.get_id()
-        ))),
-    }
-}
 
-/// The name of the node `to` lives on: `None` for a local actor or a node not connected.
-pub fn node_of<M: Message>(to: &ActorRef<M>) -> Option<String> {
-    let id = to.get_id();
-    if id.is_local() {
-        return None;
+    /// The name of the node `to` lives on: `None` for a local actor or a node not connected.
+    pub fn node_of<M: Message>(&self, to: &ActorRef<M>) -> Option<String> {
+        let id = to.get_id();
+        if id.is_local() {
+            return None;
+        }
+        self.sessions.peer_of(id.node())
     }
-    SESSIONS.read().get(&id.node()).map(|l| l.peer.clone())
-}
 
-/// The outbound queues of this node's sessions.
-pub fn outbound() -> Vec<OutboundStats> {
-    let mut v: Vec<OutboundStats> = SESSIONS
-        .read()
-        .values()
-        .map(|l| OutboundStats {
-            peer: l.peer.clone(),
-            queued: l.queued(),
-            limit: l.limit.load(Ordering::Relaxed),
-            dropped: l.dropped.load(Ordering::Relaxed),
-            sent: l.sent.load(Ordering::Relaxed),
-        })
-        .collect();
-    v.sort_by(|a, b| a.peer.cmp(&b.peer));
-    v
+    /// The outbound queues of this node's sessions, by peer name.
+    pub fn outbound(&self) -> Vec<OutboundStats> {
+        self.sessions.stats()
+    }
 }
 
 fn scope_of(protocol: &str) -> String {

@@ -1,24 +1,22 @@
 //! Our transport under ractor_cluster: TCP (optionally TLS) streams that we open and accept
 //! ourselves and hand to ractor_cluster through its external-stream hook.
 //!
-//! Owning the sockets gives us three things ractor_cluster lacks: the listening port the OS
-//! picked, an identity exchange before ractor's handshake (name, incarnation and advertised
-//! address of the peer), and fault injection: traffic to chosen peers can be blocked (reads and
-//! writes stall, as in a partition where packets are lost, not refused) and unblocked, and a
-//! connection can be cut from our side.
+//! Owning the sockets gives us what ractor_cluster lacks: the listening port the OS picked, an
+//! identity exchange before ractor's handshake (name, incarnation and advertised address of
+//! the peer), a control lane per connection ([`crate::mux`]), the node's session table with
+//! per-peer outbound accounting ([`crate::outbound`]), and fault injection
+//! ([`crate::faults`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use ractor_cluster::{BoxRead, BoxWrite, ClusterBidiStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use actor_cluster_proto::wire::WireError;
@@ -27,205 +25,10 @@ pub use actor_cluster_proto::wire::{
 };
 use actor_cluster_proto::NodeIdentity;
 
+use crate::faults::{ConnCtl, FaultStream, Faults};
 use crate::mux::{self, ControlHandler, Lane, MuxRead, MuxWrite};
+use crate::outbound::Sessions;
 use crate::tls::TlsConfig;
-
-/// Blocked peers, shared by every connection of a node.
-#[derive(Debug, Default)]
-pub struct Faults {
-    blocked: Mutex<HashSet<String>>,
-    wakers: Mutex<Vec<Waker>>,
-    generation: AtomicU64,
-}
-
-impl Faults {
-    /// Blocks all traffic to and from these peers (by node name).
-    pub fn block<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I) {
-        let mut b = self.blocked.lock();
-        for p in peers {
-            b.insert(p.into());
-        }
-    }
-
-    /// Unblocks these peers.
-    pub fn unblock<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I) {
-        {
-            let mut b = self.blocked.lock();
-            for p in peers {
-                b.remove(&p.into());
-            }
-        }
-        self.wake_all();
-    }
-
-    /// Unblocks every peer.
-    pub fn unblock_all(&self) {
-        self.blocked.lock().clear();
-        self.wake_all();
-    }
-
-    /// Whether traffic with this peer is blocked.
-    pub fn is_blocked(&self, peer: &str) -> bool {
-        self.blocked.lock().contains(peer)
-    }
-
-    /// The blocked peers.
-    pub fn blocked(&self) -> Vec<String> {
-        self.blocked.lock().iter().cloned().collect()
-    }
-
-    fn park(&self, waker: &Waker) {
-        let mut w = self.wakers.lock();
-        if !w.iter().any(|x| x.will_wake(waker)) {
-            w.push(waker.clone());
-        }
-    }
-
-    fn wake_all(&self) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
-        let wakers = std::mem::take(&mut *self.wakers.lock());
-        for w in wakers {
-            w.wake();
-        }
-    }
-}
-
-/// Control of one connection: which peer it is with, and whether we cut it.
-#[derive(Debug, Default)]
-pub(crate) struct ConnCtl {
-    peer: Mutex<Option<String>>,
-    closed: AtomicBool,
-    read_waker: Mutex<Option<Waker>>,
-    write_waker: Mutex<Option<Waker>>,
-}
-
-impl ConnCtl {
-    fn set_peer(&self, name: &str) {
-        *self.peer.lock() = Some(name.to_owned());
-    }
-
-    /// Cuts the connection: pending and future reads and writes fail.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        if let Some(w) = self.read_waker.lock().take() {
-            w.wake();
-        }
-        if let Some(w) = self.write_waker.lock().take() {
-            w.wake();
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    fn blocked(&self, faults: &Faults) -> bool {
-        match &*self.peer.lock() {
-            Some(p) => faults.is_blocked(p),
-            None => false,
-        }
-    }
-}
-
-/// A stream that obeys fault injection and can be cut from our side.
-struct FaultStream<S> {
-    inner: S,
-    ctl: Arc<ConnCtl>,
-    faults: Arc<Faults>,
-}
-
-fn cut() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "connection cut by this node",
-    )
-}
-
-/// Before touching the socket: `Some` when the connection is cut (an error) or traffic with the
-/// peer is blocked (pending until unblocked or cut).
-fn gate<T>(
-    ctl: &ConnCtl,
-    faults: &Faults,
-    cx: &mut Context<'_>,
-    waker: &Mutex<Option<Waker>>,
-) -> Option<Poll<io::Result<T>>> {
-    if ctl.is_closed() {
-        return Some(Poll::Ready(Err(cut())));
-    }
-    if ctl.blocked(faults) {
-        faults.park(cx.waker());
-        *waker.lock() = Some(cx.waker().clone());
-        if ctl.is_closed() {
-            return Some(Poll::Ready(Err(cut())));
-        }
-        if ctl.blocked(faults) {
-            return Some(Poll::Pending);
-        }
-    }
-    None
-}
-
-/// The socket is not ready: remember the waker, so that a cut wakes the task.
-fn wait<T>(
-    ctl: &ConnCtl,
-    cx: &mut Context<'_>,
-    waker: &Mutex<Option<Waker>>,
-) -> Poll<io::Result<T>> {
-    *waker.lock() = Some(cx.waker().clone());
-    if ctl.is_closed() {
-        return Poll::Ready(Err(cut()));
-    }
-    Poll::Pending
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for FaultStream<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.read_waker) {
-            return p;
-        }
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => wait(&this.ctl, cx, &this.ctl.read_waker),
-            other => other,
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FaultStream<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.write_waker) {
-            return p;
-        }
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => wait(&this.ctl, cx, &this.ctl.write_waker),
-            other => other,
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.write_waker) {
-            return p;
-        }
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Pending => wait(&this.ctl, cx, &this.ctl.write_waker),
-            other => other,
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// Any stream we hand to ractor_cluster.
 trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -339,6 +142,7 @@ pub(crate) struct Transport {
     tls: Option<TlsConfig>,
     conns: Mutex<HashMap<String, Vec<Weak<ConnCtl>>>>,
     lanes: Mutex<HashMap<u64, Weak<Lane>>>,
+    sessions: Arc<Sessions>,
     next_id: AtomicU64,
     handler: OnceLock<ControlHandler>,
     max_outbound: u64,
@@ -359,11 +163,17 @@ impl Transport {
             tls,
             conns: Mutex::new(HashMap::new()),
             lanes: Mutex::new(HashMap::new()),
+            sessions: Arc::default(),
             next_id: AtomicU64::new(1),
             handler: OnceLock::new(),
             max_outbound,
             timeout,
         }
+    }
+
+    /// The node's sessions by ractor_cluster node id.
+    pub(crate) fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
     }
 
     /// Sets where control frames from authenticated connections go (once, at node start).
@@ -387,10 +197,10 @@ impl Transport {
         };
         for lane in lanes.iter().filter(|l| l.is_ready()) {
             if !lane.send_control(bytes.clone()) {
-                tracing::debug!(peer = %lane.peer, "control queue full; heartbeat dropped");
+                tracing::debug!(peer = %lane.peer(), "control queue full; heartbeat dropped");
             }
-            metrics::gauge!("cluster_outbound_queued", "peer" => lane.peer.clone())
-                .set(lane.queued() as f64);
+            metrics::gauge!("cluster_outbound_queued", "peer" => lane.peer().to_owned())
+                .set(lane.outbound().queued() as f64);
         }
     }
 
@@ -401,7 +211,7 @@ impl Transport {
         match lane {
             Some(lane) => {
                 lane.set_ready();
-                crate::remote::bind_session(node_id, lane);
+                self.sessions.bind(node_id, lane);
             }
             None => tracing::debug!(%label, "session ready on a connection that is gone"),
         }
@@ -409,7 +219,7 @@ impl Transport {
 
     /// The session `node_id` ended.
     pub(crate) fn session_closed(&self, node_id: u64) {
-        crate::remote::unbind_session(node_id);
+        self.sessions.unbind(node_id);
     }
 
     /// Cuts every connection with this peer.
@@ -531,7 +341,7 @@ impl Transport {
             .cloned()
             .unwrap_or_else(|| Arc::new(|_: &Lane, _| {}));
         let (lane, read, write) = wire.into_lanes(id.name.clone(), handler, ctl);
-        lane.set_limit(self.max_outbound);
+        lane.outbound().set_limit(self.max_outbound);
         self.lanes.lock().insert(conn, Arc::downgrade(&lane));
         // The lane lives as long as its writer task: until ractor drops the write half or
         // the connection fails.

@@ -98,7 +98,9 @@ impl RegActor {
                     let all = Self::endpoints(st);
                     let to: Vec<_> = all
                         .iter()
-                        .filter(|ep| crate::remote::node_of(*ep).as_deref() == Some(node.as_str()))
+                        .filter(|ep| {
+                            st.shared.remote.node_of(*ep).as_deref() == Some(node.as_str())
+                        })
                         .collect();
                     // A session not bound yet: every replica gets it (a pull or a state is
                     // harmless to the others).
@@ -340,7 +342,7 @@ impl Actor for RegActor {
                     // A replica appeared on another node: send it this node's full state.
                     for c in cells.iter().filter(|c| !c.get_id().is_local()) {
                         let ep: ActorRef<RegWire> = ActorRef::from(c.clone());
-                        let node = crate::remote::node_of(&ep).unwrap_or_default();
+                        let node = st.shared.remote.node_of(&ep).unwrap_or_default();
                         for e in st.core.on_peer_joined(&node) {
                             match e {
                                 RegEffect::Send(_, m) => {

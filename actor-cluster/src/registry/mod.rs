@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) synced: RwLock<BTreeSet<String>>,
     pub(crate) events: broadcast::Sender<RegistryEvent>,
     pub(crate) me: Owner,
+    /// The node's sessions: which node a replica endpoint lives on.
+    pub(crate) remote: crate::Remote,
 }
 
 /// A handle to this node's replica of a named registry.
@@ -146,6 +148,7 @@ impl Registry {
             synced: RwLock::new(BTreeSet::new()),
             events,
             me,
+            remote: node.remote().clone(),
         });
         let err = |e: ractor::SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, RegActor, shared.clone())

@@ -234,6 +234,7 @@ impl DistributedSupervisorBuilder {
                 actor,
                 endpoint,
                 registry,
+                remote: node.remote().clone(),
             }),
         })
     }
@@ -243,6 +244,7 @@ struct Inner {
     actor: ActorRef<DsupMsg>,
     endpoint: ActorRef<DsupWire>,
     registry: Registry,
+    remote: crate::Remote,
 }
 
 /// This node's handle to a named distributed supervisor.
@@ -395,7 +397,7 @@ impl DistributedSupervisor {
 
     /// Sends a cast to a child by id, retrying (every millisecond, up to `timeout`) while it is
     /// not reachable, e.g. while it moves. A remote child is sent to through
-    /// [`crate::remote::cast`]: while the outbound queue to its node is full this waits for
+    /// [`crate::Remote::cast`]: while the outbound queue to its node is full this waits for
     /// room (backpressure), and fails with [`DistSupervisorError::Overloaded`] if none came
     /// within `timeout`.
     pub async fn cast_child<M: Message>(
@@ -408,7 +410,7 @@ impl DistributedSupervisor {
         loop {
             if let Some(r) = self.inner.registry.lookup_typed::<M>(id) {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match crate::remote::cast(&r, msg(), left).await {
+                match self.inner.remote.cast(&r, msg(), left).await {
                     Ok(()) => return Ok(()),
                     Err(e @ crate::remote::SendError::Overloaded { .. }) => {
                         return Err(DistSupervisorError::Overloaded(format!(
@@ -429,7 +431,7 @@ impl DistributedSupervisor {
 
     /// Calls a child by id, retrying while it is unreachable or the call fails, up to `timeout`.
     /// A call that finds the outbound queue to the child's node full fails at once with
-    /// [`DistSupervisorError::Overloaded`] (see [`crate::remote::call`]).
+    /// [`DistSupervisorError::Overloaded`] (see [`crate::Remote::call`]).
     pub async fn call_child<M: Message, R: Send + 'static>(
         &self,
         id: &str,
@@ -442,7 +444,7 @@ impl DistributedSupervisor {
                 let left = deadline
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(1));
-                match crate::remote::call(&r, &mut msg, left).await {
+                match self.inner.remote.call(&r, &mut msg, left).await {
                     Ok(v) => return Ok(v),
                     Err(e @ crate::remote::SendError::Overloaded { .. }) => {
                         return Err(DistSupervisorError::Overloaded(format!(

@@ -5,11 +5,11 @@
 //! Commands (see [`Flood::handle`]):
 //! * `flood {n, mode, to?}`: in the background, cast `n` messages at the sink of node `to`
 //!   (any other node when absent). `mode` is
-//!   `raw` (ractor's own unbounded `cast`), `try` ([`actor_cluster::remote::try_cast`]: drop when the
-//!   outbound queue is full) or `wait` ([`actor_cluster::remote::cast`]: wait for room);
+//!   `raw` (ractor's own unbounded `cast`), `try` ([`actor_cluster::Remote::try_cast`]: drop when the
+//!   outbound queue is full) or `wait` ([`actor_cluster::Remote::cast`]: wait for room);
 //! * `flood_status`: `{sent, dropped, failed, done, elapsed_ms, queued}`;
 //! * `sink_count`: messages this node's sink received;
-//! * `call_sink {timeout_ms, to?}`: a bounded [`actor_cluster::remote::call`] to the other node's sink,
+//! * `call_sink {timeout_ms, to?}`: a bounded [`actor_cluster::Remote::call`] to the other node's sink,
 //!   answered with `{ok, error, ms}`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{json, Value};
 
 use actor_cluster::remote::{self, SendError};
+use actor_cluster::{Node, Remote};
 
 /// The sink's protocol.
 #[derive(RemoteMessage)]
@@ -78,6 +79,7 @@ struct Progress {
 pub struct Flood {
     received: Arc<AtomicU64>,
     progress: Arc<Progress>,
+    remote: Remote,
 }
 
 impl std::fmt::Debug for Flood {
@@ -89,23 +91,24 @@ impl std::fmt::Debug for Flood {
 }
 
 /// The sink on node `to`, or on any other node when `to` is absent.
-fn target(to: &Value) -> Result<ActorRef<SinkMsg>, String> {
+fn target(remote: &Remote, to: &Value) -> Result<ActorRef<SinkMsg>, String> {
     let to = to.as_str();
     remote::lookup_remote::<SinkMsg>("flood-sink")
         .into_iter()
-        .find(|r| to.is_none() || remote::node_of(r).as_deref() == to)
+        .find(|r| to.is_none() || remote.node_of(r).as_deref() == to)
         .ok_or_else(|| format!("no sink on {}", to.unwrap_or("another node")))
 }
 
 impl Flood {
     /// Spawns this node's sink and registers it under the group `flood-sink`.
-    pub async fn start() -> Result<Self, ractor::SpawnErr> {
+    pub async fn start(node: &Node) -> Result<Self, ractor::SpawnErr> {
         let received = Arc::new(AtomicU64::new(0));
         let (sink, _) = Actor::spawn(None, Sink, received.clone()).await?;
         remote::register("flood-sink", &sink);
         Ok(Self {
             received,
             progress: Arc::default(),
+            remote: node.remote().clone(),
         })
     }
 
@@ -118,12 +121,13 @@ impl Flood {
         let received = self.received.clone();
         let p = self.progress.clone();
         let args = args.clone();
+        let remote = self.remote.clone();
         match name {
             "sink_count" => Some(Box::pin(async move {
                 Ok(json!(received.load(Ordering::Relaxed)))
             })),
             "flood_status" => Some(Box::pin(async move {
-                let queued: u64 = remote::outbound().iter().map(|o| o.queued).sum();
+                let queued: u64 = remote.outbound().iter().map(|o| o.queued).sum();
                 Ok(json!({
                     "sent": p.sent.load(Ordering::Relaxed),
                     "dropped": p.dropped.load(Ordering::Relaxed),
@@ -134,10 +138,10 @@ impl Flood {
                 }))
             })),
             "call_sink" => Some(Box::pin(async move {
-                let to = target(&args["to"])?;
+                let to = target(&remote, &args["to"])?;
                 let timeout = Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(5000));
                 let t0 = Instant::now();
-                let r = remote::call(&to, SinkMsg::Count, timeout).await;
+                let r = remote.call(&to, SinkMsg::Count, timeout).await;
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
                 Ok(match r {
                     Ok(n) => json!({"ok": n, "error": null, "ms": ms}),
@@ -147,7 +151,7 @@ impl Flood {
                 })
             })),
             "flood" => Some(Box::pin(async move {
-                let to = target(&args["to"])?;
+                let to = target(&remote, &args["to"])?;
                 let n = args["n"].as_u64().unwrap_or(0);
                 let mode = args["mode"].as_str().unwrap_or("try").to_owned();
                 if !matches!(mode.as_str(), "raw" | "try" | "wait") {
@@ -166,8 +170,12 @@ impl Flood {
                             "raw" => to
                                 .cast(SinkMsg::Item(i))
                                 .map_err(|e| SendError::Unreachable(e.to_string())),
-                            "try" => remote::try_cast(&to, SinkMsg::Item(i)),
-                            _ => remote::cast(&to, SinkMsg::Item(i), Duration::from_secs(30)).await,
+                            "try" => remote.try_cast(&to, SinkMsg::Item(i)),
+                            _ => {
+                                remote
+                                    .cast(&to, SinkMsg::Item(i), Duration::from_secs(30))
+                                    .await
+                            }
                         };
                         match r {
                             Ok(()) => p.sent.fetch_add(1, Ordering::Relaxed),

@@ -51,13 +51,19 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
             .unwrap(),
         json!("n0")
     );
-    assert_eq!(
-        nodes[2]
-            .custom("reg_owner", json!({"name": "leader"}))
-            .await
-            .unwrap(),
-        json!("n1")
-    );
+    // n1's registration reaches n2 (its side of the partition) by a delta, not at once.
+    wait_until(
+        "n2 sees n1's registration",
+        Duration::from_secs(5),
+        || async {
+            Ok(nodes[2]
+                .custom("reg_owner", json!({"name": "leader"}))
+                .await?
+                == json!("n1"))
+        },
+    )
+    .await
+    .unwrap();
 
     let t_heal = std::time::Instant::now();
     for n in &nodes {

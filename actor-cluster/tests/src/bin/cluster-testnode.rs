@@ -631,7 +631,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let dsup = dsup.start(&node).await?;
     let commands = Commands {
-        flood: Arc::new(actor_testkit::flood::Flood::start().await?),
+        flood: Arc::new(actor_testkit::flood::Flood::start(&node).await?),
         dsup,
         registry,
         watcher,
