@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_cluster::{MemberEvent, Node};
-use actor_testkit::flood::Flood;
-use actor_testkit::{serve, ControlExtension, TestNode};
+use actor_testkit::flood::{Flood, FloodCmd, FloodMode};
+use actor_testkit::{serve, TestNode};
 use clap::Parser;
-use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
@@ -49,25 +48,6 @@ struct Args {
     seeds: Vec<String>,
 }
 
-struct Ext(Flood);
-
-impl ControlExtension for Ext {
-    fn handle(
-        &self,
-        _: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
-        match self.0.handle(name, &args) {
-            Some(f) => f,
-            None => {
-                let name = name.to_owned();
-                Box::pin(async move { Err(format!("unknown command {name:?}")) })
-            }
-        }
-    }
-}
-
 async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::Error>> {
     actor_testkit::init_logging("warn");
     let mut b = Node::builder(name).listen(args.listen).cookie("overload");
@@ -79,7 +59,7 @@ async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::E
     }
     let node = b.start().await?;
     let flood = Flood::start(&node).await?;
-    serve(node, Some(Arc::new(Ext(flood)))).await;
+    serve(node, Arc::new(flood)).await;
     Ok(())
 }
 
@@ -121,7 +101,12 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
     loop {
         let mesh = a.up_members().await? == BTreeSet::from(["flooded".to_owned()])
             && b.up_members().await? == BTreeSet::from(["flooder".to_owned()]);
-        let sink = a.custom("call_sink", json!({"timeout_ms": 1000})).await;
+        let sink = a
+            .command(&FloodCmd::CallSink {
+                timeout_ms: 1000,
+                to: None,
+            })
+            .await;
         if mesh && sink.is_ok_and(|s| s["ok"].is_u64()) {
             break;
         }
@@ -133,24 +118,32 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
     let (_, base_a) = rss(a.process_id());
     let (_, base_b) = rss(b.process_id());
     let t0 = Instant::now();
-    a.custom("flood", json!({"n": n, "mode": mode})).await?;
+    let how: FloodMode =
+        serde_json::from_value(json!(mode)).map_err(|_| format!("unknown mode {mode:?}"))?;
+    a.command(&FloodCmd::Flood {
+        n,
+        mode: how,
+        to: None,
+    })
+    .await?;
     let mut call = Value::Null;
     let mut max_queued = 0u64;
     let deadline = t0 + Duration::from_secs(args.timeout_secs);
     let (status, received) = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let st = a.custom("flood_status", json!({})).await?;
+        let st = a.command(&FloodCmd::FloodStatus).await?;
         max_queued = max_queued.max(st["queued"].as_u64().unwrap_or(0));
         if call.is_null()
             && st["sent"].as_u64().unwrap_or(0) + st["dropped"].as_u64().unwrap_or(0) > n / 4
         {
-            call = a.custom("call_sink", json!({"timeout_ms": 5000})).await?;
+            call = a
+                .command(&FloodCmd::CallSink {
+                    timeout_ms: 5000,
+                    to: None,
+                })
+                .await?;
         }
-        let received = b
-            .custom("sink_count", json!({}))
-            .await?
-            .as_u64()
-            .unwrap_or(0);
+        let received = b.command(&FloodCmd::SinkCount).await?.as_u64().unwrap_or(0);
         let sent = st["sent"].as_u64().unwrap_or(0);
         if st["done"].as_bool() == Some(true) && received >= sent {
             break (st, received);

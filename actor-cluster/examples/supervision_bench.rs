@@ -23,6 +23,7 @@ use actor_core::LocalMessage;
 use actor_testkit::{self as testkit, unix_ns, wait_until, ControlExtension, TestNode};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 type BoxErr = Box<dyn std::error::Error + Send + Sync>;
@@ -73,44 +74,59 @@ struct Commands {
     seen: Arc<Mutex<HashMap<String, u64>>>,
 }
 
+/// The bench node's commands.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+enum BenchCmd {
+    /// Start children `c0..c{count}`.
+    StartMany { count: u64 },
+    /// The children running here.
+    Local,
+    /// Whether this node has no decisions left.
+    Settled,
+    /// How many members can run children.
+    Eligible,
+    /// When a child last started here (ns since the Unix epoch).
+    LastStart,
+    /// Register `{prefix}0..{prefix}{count}`, 2 ms apart; replies their times.
+    RegisterMany { prefix: String, count: u64 },
+    /// When each of those names was first seen here.
+    Seen { prefix: String, count: u64 },
+    /// ns per local lookup of those names.
+    LookupNs { prefix: String, count: u64 },
+}
+
 impl ControlExtension for Commands {
-    fn handle(
-        &self,
-        _node: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
+    type Command = BenchCmd;
+
+    fn handle(&self, _node: &Node, cmd: BenchCmd) -> BoxFuture<'static, Result<Value, String>> {
         let (dsup, registry, last_start, seen) = (
             self.dsup.clone(),
             self.registry.clone(),
             self.last_start.clone(),
             self.seen.clone(),
         );
-        let name = name.to_owned();
         Box::pin(async move {
             let e = |e: &dyn std::fmt::Display| e.to_string();
-            match name.as_str() {
-                "start_many" => {
-                    let n = args["count"].as_u64().unwrap_or(0);
+            match cmd {
+                BenchCmd::StartMany { count: n } => {
                     let specs = (0..n)
                         .map(|i| DistChildSpec::new(format!("c{i}"), "noop", Vec::new()))
                         .collect();
                     dsup.start_children(specs).await.map_err(|x| e(&x))?;
                     Ok(json!(n))
                 }
-                "local" => Ok(json!(dsup.local_children().await.map_err(|x| e(&x))?)),
-                "settled" => Ok(json!(
+                BenchCmd::Local => Ok(json!(dsup.local_children().await.map_err(|x| e(&x))?)),
+                BenchCmd::Settled => Ok(json!(
                     dsup.pending_decisions().await.map_err(|x| e(&x))? == 0
                 )),
-                "eligible" => Ok(json!(dsup
+                BenchCmd::Eligible => Ok(json!(dsup
                     .eligible_members()
                     .await
                     .map_err(|x| e(&x))?
                     .len())),
-                "last_start" => Ok(json!(last_start.load(Ordering::Relaxed))),
-                "register_many" => {
-                    let n = args["count"].as_u64().unwrap_or(0);
-                    let prefix = args["prefix"].as_str().unwrap_or("name-").to_owned();
+                BenchCmd::LastStart => Ok(json!(last_start.load(Ordering::Relaxed))),
+                BenchCmd::RegisterMany { prefix, count: n } => {
                     let mut times = Vec::new();
                     for i in 0..n {
                         let (a, _) = Actor::spawn(None, Named, ()).await.map_err(|x| e(&x))?;
@@ -123,17 +139,14 @@ impl ControlExtension for Commands {
                     }
                     Ok(json!(times))
                 }
-                "seen" => {
-                    let n = args["count"].as_u64().unwrap_or(0);
-                    let prefix = args["prefix"].as_str().unwrap_or("name-").to_owned();
+                BenchCmd::Seen { prefix, count: n } => {
                     let seen = seen.lock();
                     Ok(json!((0..n)
                         .map(|i| seen.get(&format!("{prefix}{i}")).copied())
                         .collect::<Vec<_>>()))
                 }
-                "lookup_ns" => {
-                    let n = args["count"].as_u64().unwrap_or(1) as usize;
-                    let prefix = args["prefix"].as_str().unwrap_or("name-").to_owned();
+                BenchCmd::LookupNs { prefix, count } => {
+                    let n = count.max(1) as usize;
                     let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
                     let iters = 2_000_000usize;
                     let t = Instant::now();
@@ -152,7 +165,6 @@ impl ControlExtension for Commands {
                     }
                     Ok(json!(ns))
                 }
-                other => Err(format!("unknown command {other}")),
             }
         })
     }
@@ -198,12 +210,12 @@ async fn node_main(args: &[String]) -> Result<(), BoxErr> {
     });
     testkit::serve(
         node,
-        Some(Arc::new(Commands {
+        Arc::new(Commands {
             dsup,
             registry,
             last_start,
             seen,
-        })),
+        }),
     )
     .await;
     Ok(())
@@ -214,7 +226,7 @@ fn pct(v: &[f64], q: f64) -> f64 {
 }
 
 async fn ids_on(n: &TestNode) -> Result<Vec<String>, BoxErr> {
-    Ok(serde_json::from_value(n.custom("local", json!({})).await?)?)
+    Ok(serde_json::from_value(n.command(&BenchCmd::Local).await?)?)
 }
 
 async fn registry_figures(
@@ -225,21 +237,30 @@ async fn registry_figures(
     prefix: &str,
 ) -> Result<(), BoxErr> {
     let times: Vec<u64> = serde_json::from_value(
-        a.custom("register_many", json!({"count": regs, "prefix": prefix}))
-            .await?,
+        a.command(&BenchCmd::RegisterMany {
+            prefix: prefix.into(),
+            count: regs,
+        })
+        .await?,
     )?;
     wait_until("names seen", Duration::from_secs(30), || async {
         let s: Vec<Option<u64>> = serde_json::from_value(
-            b.custom("seen", json!({"count": regs, "prefix": prefix}))
-                .await?,
+            b.command(&BenchCmd::Seen {
+                prefix: prefix.into(),
+                count: regs,
+            })
+            .await?,
         )
         .unwrap_or_default();
         Ok(s.iter().all(Option::is_some))
     })
     .await?;
     let seen: Vec<Option<u64>> = serde_json::from_value(
-        b.custom("seen", json!({"count": regs, "prefix": prefix}))
-            .await?,
+        b.command(&BenchCmd::Seen {
+            prefix: prefix.into(),
+            count: regs,
+        })
+        .await?,
     )?;
     let mut lat: Vec<f64> = times
         .iter()
@@ -248,7 +269,10 @@ async fn registry_figures(
         .collect();
     lat.sort_by(|x, y| x.total_cmp(y));
     let lookup_ns = b
-        .custom("lookup_ns", json!({"count": regs, "prefix": prefix}))
+        .command(&BenchCmd::LookupNs {
+            prefix: prefix.into(),
+            count: regs,
+        })
         .await?;
     println!(
         "{{\"bench\":\"registry_lookup\",\"phase\":\"{phase}\",\"names\":{regs},\"ns_per_lookup\":{:.1}}}",
@@ -276,19 +300,19 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
         wait_until(
             "every supervisor known",
             Duration::from_secs(10),
-            || async { Ok(n.custom("eligible", json!({})).await? == json!(3)) },
+            || async { Ok(n.command(&BenchCmd::Eligible).await? == json!(3)) },
         )
         .await?;
     }
     registry_figures(&nodes[0], &nodes[1], regs, "idle_cluster", "name-a-").await?;
     nodes[0]
-        .custom("start_many", json!({"count": children}))
+        .command(&BenchCmd::StartMany { count: children })
         .await?;
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_until("all children running", Duration::from_secs(120), || async {
         let mut total = 0;
         for n in &all {
-            if n.custom("settled", json!({})).await? != json!(true) {
+            if n.command(&BenchCmd::Settled).await? != json!(true) {
                 return Ok(false);
             }
             total += ids_on(n)
@@ -318,7 +342,7 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
         || async {
             let mut seen = std::collections::HashSet::new();
             for n in &survivors {
-                if n.custom("settled", json!({})).await? != json!(true) {
+                if n.command(&BenchCmd::Settled).await? != json!(true) {
                     return Ok(false);
                 }
                 for id in ids_on(n)
@@ -336,12 +360,7 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
     .await?;
     let mut last = 0u64;
     for n in &survivors {
-        last = last.max(
-            n.custom("last_start", json!({}))
-                .await?
-                .as_u64()
-                .unwrap_or(0),
-        );
+        last = last.max(n.command(&BenchCmd::LastStart).await?.as_u64().unwrap_or(0));
     }
     println!(
         "{{\"bench\":\"failover\",\"children\":{children},\"nodes\":3,\"victim_children\":{},\"failover_ms\":{:.1}}}",

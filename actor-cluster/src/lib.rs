@@ -23,8 +23,8 @@
 //! * fault injection ([`Faults`]): block traffic with chosen peers, for partition tests.
 //!
 //! The decisions of membership, the registry and the supervisor are the pure state machines of
-//! `actor-cluster-proto`; this crate is their shell. Tests drive real node processes with the
-//! `actor-testkit` crate.
+//! `actor-cluster-proto`; this crate is their shell. Local node processes (the demo, tests) are
+//! launched and driven by the `actor-cluster-launch` crate.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), actor_cluster::ClusterError> {
@@ -53,6 +53,7 @@ mod node;
 mod outbound;
 pub mod registry;
 pub mod remote;
+mod sessions;
 pub mod supervisor;
 mod tls;
 mod transport;

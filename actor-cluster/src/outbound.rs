@@ -1,23 +1,16 @@
-//! Per-peer outbound accounting and the node's session table.
+//! Per-peer outbound accounting.
 //!
 //! [`Outbound`] is the one place that counts what a peer's connection owes the socket: the
 //! mux writer reports ractor frames as they are written ([`Outbound::wrote`]), bounded sends
 //! are admitted or refused against the limit ([`Outbound::admit`]), and senders waiting for
 //! room are woken. Its counters are private: nothing else adds to them.
-//!
-//! [`Sessions`] maps ractor_cluster's node ids to the connection that carries their session.
-//! It belongs to the node's transport (one per [`crate::Node`]), which binds a session when
-//! ractor authenticates it and unbinds it when it ends; [`crate::Remote`] reads it.
+//! The node's session table ([`crate::sessions`]) finds a peer's connection, and so its
+//! accounting.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
-use parking_lot::RwLock;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
-
-use crate::mux::Lane;
 
 /// A peer's outbound queue, as [`crate::Remote::outbound`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,52 +142,6 @@ impl Outbound {
     #[cfg(test)]
     pub(crate) fn frames_out(&self) -> u64 {
         self.frames_out.load(Ordering::SeqCst)
-    }
-}
-
-/// The node's sessions by ractor_cluster node id.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    by_node: RwLock<HashMap<u64, Arc<Lane>>>,
-}
-
-impl Sessions {
-    pub(crate) fn bind(&self, node_id: u64, lane: Arc<Lane>) {
-        self.by_node.write().insert(node_id, lane);
-    }
-
-    pub(crate) fn unbind(&self, node_id: u64) {
-        self.by_node.write().remove(&node_id);
-    }
-
-    /// The connection carrying the session with `node_id`.
-    pub(crate) fn get(&self, node_id: u64) -> Option<Arc<Lane>> {
-        self.by_node.read().get(&node_id).cloned()
-    }
-
-    /// Whether the session with `node_id` is still up.
-    pub(crate) fn contains(&self, node_id: u64) -> bool {
-        self.by_node.read().contains_key(&node_id)
-    }
-
-    /// The name of the peer whose session is `node_id`.
-    pub(crate) fn peer_of(&self, node_id: u64) -> Option<String> {
-        self.by_node
-            .read()
-            .get(&node_id)
-            .map(|l| l.outbound().peer().to_owned())
-    }
-
-    /// Every session's outbound queue, by peer name.
-    pub(crate) fn stats(&self) -> Vec<OutboundStats> {
-        let mut v: Vec<OutboundStats> = self
-            .by_node
-            .read()
-            .values()
-            .map(|l| l.outbound().stats())
-            .collect();
-        v.sort_by(|a, b| a.peer.cmp(&b.peer));
-        v
     }
 }
 

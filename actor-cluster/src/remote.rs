@@ -35,8 +35,9 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 
 use crate::mux::Lane;
+use crate::outbound::Outbound;
 pub use crate::outbound::OutboundStats;
-use crate::outbound::{Outbound, Sessions};
+use crate::sessions::Sessions;
 
 /// Why a bounded send did not go out (or a call got no answer).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,7 +27,7 @@ use actor_cluster_proto::NodeIdentity;
 
 use crate::faults::{ConnCtl, FaultStream, Faults};
 use crate::mux::{self, ControlHandler, Lane, MuxRead, MuxWrite};
-use crate::outbound::Sessions;
+use crate::sessions::Sessions;
 use crate::tls::TlsConfig;
 
 /// Any stream we hand to ractor_cluster.

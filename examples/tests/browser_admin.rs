@@ -14,7 +14,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use actor_testkit::{wait_until, TestNode};
+use actor_cluster_launch::{wait_until, NodeProcess};
+use examples::app::child::AppCmd;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
@@ -38,7 +39,7 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
     // Schema first, from one process.
     drop(actor_poker::PokerStore::open(&db).await.unwrap());
     examples::app::flag_store(&db).await.unwrap();
-    let mut nodes: Vec<TestNode> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..3 {
         let mut args: Vec<String> = [
             "--role",
@@ -57,7 +58,7 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
             args.extend(["--seed".to_string(), first.addr()]);
         }
         nodes.push(
-            TestNode::start(DEMO, &format!("n{i}"), &args)
+            NodeProcess::start(DEMO, &format!("n{i}"), &args)
                 .await
                 .unwrap(),
         );
@@ -71,7 +72,7 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
     }
     let mut admin = Vec::new();
     for n in &nodes {
-        let a = n.custom("admin", json!({})).await.unwrap();
+        let a = n.command(&AppCmd::Admin).await.unwrap();
         admin.push(a.as_str().unwrap().to_owned());
     }
 

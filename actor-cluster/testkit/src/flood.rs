@@ -2,15 +2,8 @@
 //! counting sink actor registered on every node, and control commands that flood the sink of
 //! another node and report progress.
 //!
-//! Commands (see [`Flood::handle`]):
-//! * `flood {n, mode, to?}`: in the background, cast `n` messages at the sink of node `to`
-//!   (any other node when absent). `mode` is
-//!   `raw` (ractor's own unbounded `cast`), `try` ([`actor_cluster::Remote::try_cast`]: drop when the
-//!   outbound queue is full) or `wait` ([`actor_cluster::Remote::cast`]: wait for room);
-//! * `flood_status`: `{sent, dropped, failed, done, elapsed_ms, queued}`;
-//! * `sink_count`: messages this node's sink received;
-//! * `call_sink {timeout_ms, to?}`: a bounded [`actor_cluster::Remote::call`] to the other node's sink,
-//!   answered with `{ok, error, ms}`.
+//! Commands: [`FloodCmd`], carried out by [`Flood::run`]; a node binary with no other commands
+//! serves [`Flood`] itself as its [`ControlExtension`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,10 +12,12 @@ use std::time::{Duration, Instant};
 use actor_core::RemoteMessage;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use actor_cluster::remote::{self, SendError};
 use actor_cluster::{Node, Remote};
+use actor_cluster_launch::ControlExtension;
 
 /// The sink's protocol.
 #[derive(RemoteMessage)]
@@ -75,6 +70,75 @@ struct Progress {
     elapsed_ms: AtomicU64,
 }
 
+/// The flood commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum FloodCmd {
+    /// In the background, send `n` messages to the sink of node `to` (any other node when
+    /// `None`).
+    Flood {
+        /// How many.
+        n: u64,
+        /// How.
+        mode: FloodMode,
+        /// The node whose sink to flood.
+        to: Option<String>,
+    },
+    /// The flood's progress: a [`FloodStatus`].
+    FloodStatus,
+    /// Messages this node's sink received.
+    SinkCount,
+    /// A bounded call to the sink of node `to` (any other node when `None`): a [`SinkCall`].
+    CallSink {
+        /// The call's timeout.
+        timeout_ms: u64,
+        /// The node whose sink to call.
+        to: Option<String>,
+    },
+}
+
+/// How a flood sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloodMode {
+    /// ractor's own unbounded `cast`.
+    Raw,
+    /// [`Remote::try_cast`]: dropped when the outbound queue is full.
+    Try,
+    /// [`Remote::cast`]: waits for room.
+    Wait,
+}
+
+/// The reply to [`FloodCmd::FloodStatus`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FloodStatus {
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages refused as overloaded.
+    pub dropped: u64,
+    /// Messages that failed otherwise.
+    pub failed: u64,
+    /// Whether the flood has ended.
+    pub done: bool,
+    /// How long it took (once done).
+    pub elapsed_ms: u64,
+    /// Messages queued to all peers now.
+    pub queued: u64,
+}
+
+/// The reply to [`FloodCmd::CallSink`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SinkCall {
+    /// The sink's count, when the call succeeded.
+    pub ok: Option<u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Whether it failed as overloaded.
+    pub overloaded: bool,
+    /// How long the call took.
+    pub ms: f64,
+}
+
 /// The sink of this node and the flood commands.
 pub struct Flood {
     received: Arc<AtomicU64>,
@@ -91,8 +155,7 @@ impl std::fmt::Debug for Flood {
 }
 
 /// The sink on node `to`, or on any other node when `to` is absent.
-fn target(remote: &Remote, to: &Value) -> Result<ActorRef<SinkMsg>, String> {
-    let to = to.as_str();
+fn target(remote: &Remote, to: Option<&str>) -> Result<ActorRef<SinkMsg>, String> {
     remote::lookup_remote::<SinkMsg>("flood-sink")
         .into_iter()
         .find(|r| to.is_none() || remote.node_of(r).as_deref() == to)
@@ -112,51 +175,49 @@ impl Flood {
         })
     }
 
-    /// Handles a flood command; `None` for other commands.
-    pub fn handle(
-        &self,
-        name: &str,
-        args: &Value,
-    ) -> Option<BoxFuture<'static, Result<Value, String>>> {
+    /// Carries out a flood command.
+    pub fn run(&self, cmd: FloodCmd) -> BoxFuture<'static, Result<Value, String>> {
         let received = self.received.clone();
         let p = self.progress.clone();
-        let args = args.clone();
         let remote = self.remote.clone();
-        match name {
-            "sink_count" => Some(Box::pin(async move {
-                Ok(json!(received.load(Ordering::Relaxed)))
-            })),
-            "flood_status" => Some(Box::pin(async move {
+        match cmd {
+            FloodCmd::SinkCount => {
+                Box::pin(async move { Ok(json!(received.load(Ordering::Relaxed))) })
+            }
+            FloodCmd::FloodStatus => Box::pin(async move {
                 let queued: u64 = remote.outbound().iter().map(|o| o.queued).sum();
-                Ok(json!({
-                    "sent": p.sent.load(Ordering::Relaxed),
-                    "dropped": p.dropped.load(Ordering::Relaxed),
-                    "failed": p.failed.load(Ordering::Relaxed),
-                    "done": !p.running.load(Ordering::SeqCst),
-                    "elapsed_ms": p.elapsed_ms.load(Ordering::Relaxed),
-                    "queued": queued,
+                Ok(json!(FloodStatus {
+                    sent: p.sent.load(Ordering::Relaxed),
+                    dropped: p.dropped.load(Ordering::Relaxed),
+                    failed: p.failed.load(Ordering::Relaxed),
+                    done: !p.running.load(Ordering::SeqCst),
+                    elapsed_ms: p.elapsed_ms.load(Ordering::Relaxed),
+                    queued,
                 }))
-            })),
-            "call_sink" => Some(Box::pin(async move {
-                let to = target(&remote, &args["to"])?;
-                let timeout = Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(5000));
+            }),
+            FloodCmd::CallSink { timeout_ms, to } => Box::pin(async move {
+                let to = target(&remote, to.as_deref())?;
+                let timeout = Duration::from_millis(timeout_ms);
                 let t0 = Instant::now();
                 let r = remote.call(&to, SinkMsg::Count, timeout).await;
                 let ms = t0.elapsed().as_secs_f64() * 1e3;
-                Ok(match r {
-                    Ok(n) => json!({"ok": n, "error": null, "ms": ms}),
-                    Err(e) => {
-                        json!({"ok": null, "error": e.to_string(), "overloaded": matches!(e, SendError::Overloaded { .. }), "ms": ms})
-                    }
-                })
-            })),
-            "flood" => Some(Box::pin(async move {
-                let to = target(&remote, &args["to"])?;
-                let n = args["n"].as_u64().unwrap_or(0);
-                let mode = args["mode"].as_str().unwrap_or("try").to_owned();
-                if !matches!(mode.as_str(), "raw" | "try" | "wait") {
-                    return Err(format!("unknown mode {mode:?}"));
-                }
+                Ok(json!(match r {
+                    Ok(n) => SinkCall {
+                        ok: Some(n),
+                        error: None,
+                        overloaded: false,
+                        ms
+                    },
+                    Err(e) => SinkCall {
+                        ok: None,
+                        error: Some(e.to_string()),
+                        overloaded: matches!(e, SendError::Overloaded { .. }),
+                        ms,
+                    },
+                }))
+            }),
+            FloodCmd::Flood { n, mode, to } => Box::pin(async move {
+                let to = target(&remote, to.as_deref())?;
                 if p.running.swap(true, Ordering::SeqCst) {
                     return Err("a flood is running".into());
                 }
@@ -166,12 +227,12 @@ impl Flood {
                 tokio::spawn(async move {
                     let t0 = Instant::now();
                     for i in 0..n {
-                        let r = match mode.as_str() {
-                            "raw" => to
+                        let r = match mode {
+                            FloodMode::Raw => to
                                 .cast(SinkMsg::Item(i))
                                 .map_err(|e| SendError::Unreachable(e.to_string())),
-                            "try" => remote.try_cast(&to, SinkMsg::Item(i)),
-                            _ => {
+                            FloodMode::Try => remote.try_cast(&to, SinkMsg::Item(i)),
+                            FloodMode::Wait => {
                                 remote
                                     .cast(&to, SinkMsg::Item(i), Duration::from_secs(30))
                                     .await
@@ -193,8 +254,15 @@ impl Flood {
                     p.running.store(false, Ordering::SeqCst);
                 });
                 Ok(json!("started"))
-            })),
-            _ => None,
+            }),
         }
+    }
+}
+
+impl ControlExtension for Flood {
+    type Command = FloodCmd;
+
+    fn handle(&self, _: &Node, cmd: FloodCmd) -> BoxFuture<'static, Result<Value, String>> {
+        self.run(cmd)
     }
 }

@@ -13,6 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actor_cluster_tests::flags_node::FlagsCmd;
 use actor_flags::store::SqlStore;
 use actor_flags::Flags;
 use actor_testkit::{wait_until, TestNode};
@@ -91,36 +92,45 @@ async fn propagation() -> Result<(), BoxErr> {
         .await?;
     }
     // Let the flag endpoints appear everywhere: one write must reach every node.
-    nodes[0].custom("enable", json!({"flag": "warmup"})).await?;
+    nodes[0]
+        .command(&FlagsCmd::Enable {
+            flag: "warmup".into(),
+        })
+        .await?;
     for n in &nodes {
         wait_until(
             "warm-up flag everywhere",
             Duration::from_secs(10),
-            || async { Ok(n.custom("check", json!({"flag": "warmup"})).await? == json!(true)) },
+            || async {
+                Ok(n.command(&FlagsCmd::Check {
+                    flag: "warmup".into(),
+                })
+                .await?
+                    == json!(true))
+            },
         )
         .await?;
     }
     let versions: Vec<u64> = serde_json::from_value(
         nodes[0]
-            .custom("toggle_many", json!({"flag": "toggled", "count": 1000}))
+            .command(&FlagsCmd::ToggleMany {
+                flag: "toggled".into(),
+                count: 1000,
+            })
             .await?,
     )?;
     let mut lat = Vec::new();
     for n in &nodes[1..] {
-        let v = json!(versions);
+        let seen_all = FlagsCmd::Seen {
+            flag: "toggled".into(),
+            versions: versions.clone(),
+        };
         wait_until("every toggle seen", Duration::from_secs(30), || async {
-            let seen: Vec<Option<u64>> = serde_json::from_value(
-                n.custom("seen", json!({"flag": "toggled", "versions": v}))
-                    .await?,
-            )
-            .unwrap_or_default();
+            let seen: Vec<Option<u64>> = n.command_as(&seen_all).await?;
             Ok(seen.iter().all(Option::is_some))
         })
         .await?;
-        let seen: Vec<Option<u64>> = serde_json::from_value(
-            n.custom("seen", json!({"flag": "toggled", "versions": versions}))
-                .await?,
-        )?;
+        let seen: Vec<Option<u64>> = n.command_as(&seen_all).await?;
         for (v, s) in versions.iter().zip(seen) {
             if let Some(s) = s {
                 // A version is a packed HLC stamp: its wall-clock part is when the write was made.

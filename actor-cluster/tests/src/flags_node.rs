@@ -1,6 +1,6 @@
 //! A flag-cache node process for multi-process tests and the flags benchmark: a cluster `Node`,
-//! `Flags` over a store, `ClusterFlags`, and the test kit's control protocol (commands `enable`,
-//! `disable`, `check`, `toggle_many`, `seen`). Used by the `flags-testnode` binary and by the
+//! `Flags` over a store, `ClusterFlags`, and the control protocol with the commands of
+//! [`FlagsCmd`]. Used by the `flags-testnode` binary and by the
 //! `flags_bench` example.
 
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use actor_flags::{ClusterFlags, Flags, InstallLog};
 use actor_testkit::{self as testkit, ControlExtension};
 use clap::Parser;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Arguments of a flag node process.
@@ -37,52 +38,76 @@ struct Commands {
     seen: InstallLog,
 }
 
+/// What a test asks of a flag node. Replies are JSON, as each variant says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum FlagsCmd {
+    /// Enable a flag (through the store, then the cluster); replies null.
+    Enable {
+        /// The flag.
+        flag: String,
+    },
+    /// Disable a flag; replies null.
+    Disable {
+        /// The flag.
+        flag: String,
+    },
+    /// Whether a flag is on in this node's cache.
+    Check {
+        /// The flag.
+        flag: String,
+    },
+    /// Toggle a flag `count` times, 2 ms apart; replies the version after each toggle.
+    ToggleMany {
+        /// The flag.
+        flag: String,
+        /// How many toggles.
+        count: u64,
+    },
+    /// When each version of a flag reached this node's cache (ns since the Unix epoch, or
+    /// null).
+    Seen {
+        /// The flag.
+        flag: String,
+        /// The versions.
+        versions: Vec<u64>,
+    },
+}
+
 impl ControlExtension for Commands {
-    fn handle(
-        &self,
-        _node: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
+    type Command = FlagsCmd;
+
+    fn handle(&self, _node: &Node, cmd: FlagsCmd) -> BoxFuture<'static, Result<Value, String>> {
         let (flags, seen) = (self.flags.clone(), self.seen.clone());
-        let name = name.to_owned();
+        let text = |e: actor_flags::FlagError| e.to_string();
         Box::pin(async move {
-            let flag = args["flag"].as_str().unwrap_or_default().to_owned();
-            match name.as_str() {
-                "enable" => flags
-                    .enable(&flag)
-                    .await
-                    .map(|_| Value::Null)
-                    .map_err(|e| e.to_string()),
-                "disable" => flags
+            match cmd {
+                FlagsCmd::Enable { flag } => {
+                    flags.enable(&flag).await.map(|_| Value::Null).map_err(text)
+                }
+                FlagsCmd::Disable { flag } => flags
                     .disable(&flag)
                     .await
                     .map(|_| Value::Null)
-                    .map_err(|e| e.to_string()),
-                "check" => Ok(json!(flags.enabled(&flag))),
-                "toggle_many" => {
-                    let n = args["count"].as_u64().unwrap_or(0);
+                    .map_err(text),
+                FlagsCmd::Check { flag } => Ok(json!(flags.enabled(&flag))),
+                FlagsCmd::ToggleMany { flag, count } => {
                     let mut versions = Vec::new();
-                    for i in 0..n {
+                    for i in 0..count {
                         if i % 2 == 0 {
-                            flags.enable(&flag).await.map_err(|e| e.to_string())?;
+                            flags.enable(&flag).await.map_err(text)?;
                         } else {
-                            flags.disable(&flag).await.map_err(|e| e.to_string())?;
+                            flags.disable(&flag).await.map_err(text)?;
                         }
                         versions.push(flags.version(&flag));
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
                     Ok(json!(versions))
                 }
-                "seen" => {
-                    let versions: Vec<u64> = serde_json::from_value(args["versions"].clone())
-                        .map_err(|e| e.to_string())?;
-                    Ok(json!(versions
-                        .iter()
-                        .map(|v| seen.installed_at(&flag, *v))
-                        .collect::<Vec<_>>()))
-                }
-                other => Err(format!("unknown command {other}")),
+                FlagsCmd::Seen { flag, versions } => Ok(json!(versions
+                    .iter()
+                    .map(|v| seen.installed_at(&flag, *v))
+                    .collect::<Vec<_>>())),
             }
         })
     }
@@ -106,6 +131,6 @@ pub async fn run(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let node = b.start().await?;
     let _cluster = ClusterFlags::start(&node, flags.clone(), Duration::from_secs(30)).await?;
-    testkit::serve(node, Some(Arc::new(Commands { flags, seen }))).await;
+    testkit::serve(node, Arc::new(Commands { flags, seen })).await;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! A poker node process: a cluster `Node`, the tournament database, and the distributed
-//! supervisor `poker` that runs ranking actors, driven by the test kit's control protocol
-//! (commands `local`: the ranking actors on this node; `summary`: a tournament's ranking
-//! counters). Used by the `poker-testnode` binary.
+//! supervisor `poker` that runs ranking actors, driven by the control protocol with the
+//! commands of [`PokerCmd`]. Used by the `poker-testnode` binary.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use actor_poker::{PokerStore, RankingMsg, RankingOptions};
 use actor_testkit::{self as testkit, ControlExtension};
 use clap::Parser;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// Arguments of a poker node process.
@@ -40,33 +40,42 @@ struct Commands {
     dsup: DistributedSupervisor,
 }
 
+/// What a test asks of a poker node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum PokerCmd {
+    /// The ranking actors running on this node (their child ids).
+    Local,
+    /// A tournament's summary, from its ranking actor wherever it runs.
+    Summary {
+        /// The tournament.
+        tournament: u64,
+    },
+}
+
 impl ControlExtension for Commands {
-    fn handle(
-        &self,
-        _node: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
+    type Command = PokerCmd;
+
+    fn handle(&self, _node: &Node, cmd: PokerCmd) -> BoxFuture<'static, Result<Value, String>> {
         let dsup = self.dsup.clone();
-        let name = name.to_owned();
         Box::pin(async move {
-            match name.as_str() {
-                "local" => dsup
+            match cmd {
+                PokerCmd::Local => dsup
                     .local_children()
                     .await
                     .map(|v| json!(v))
                     .map_err(|e| e.to_string()),
-                "summary" => {
-                    let t = args["tournament"].as_u64().ok_or("tournament missing")?;
+                PokerCmd::Summary { tournament } => {
                     let s = dsup
-                        .call_child(&actor_poker::child_id(t), Duration::from_secs(5), |r| {
-                            RankingMsg::Summary(r)
-                        })
+                        .call_child(
+                            &actor_poker::child_id(tournament),
+                            Duration::from_secs(5),
+                            RankingMsg::Summary,
+                        )
                         .await
                         .map_err(|e| e.to_string())?;
                     serde_json::to_value(s).map_err(|e| e.to_string())
                 }
-                other => Err(format!("unknown command {other}")),
             }
         })
     }
@@ -83,6 +92,6 @@ pub async fn run(args: NodeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let node = b.start().await?;
     let dsup = start_supervisor(&node, &store, RankingOptions::default()).await?;
-    testkit::serve(node, Some(Arc::new(Commands { dsup }))).await;
+    testkit::serve(node, Arc::new(Commands { dsup })).await;
     Ok(())
 }

@@ -8,6 +8,7 @@
     clippy::print_stdout
 )]
 
+use actor_cluster_tests::flags_node::FlagsCmd;
 use actor_testkit::redis::OwnRedis;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,10 @@ async fn cluster(n: usize, store: &str) -> Vec<TestNode> {
 }
 
 async fn check(n: &TestNode, flag: &str) -> bool {
-    n.custom("check", json!({ "flag": flag })).await.unwrap() == json!(true)
+    n.command(&FlagsCmd::Check { flag: flag.into() })
+        .await
+        .unwrap()
+        == json!(true)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +50,9 @@ async fn a_change_reaches_every_node_and_a_restarted_node_serves_current_flags()
     let mut nodes = cluster(5, &db).await;
     let t = Instant::now();
     nodes[0]
-        .custom("enable", json!({"flag": "checkout_v2"}))
+        .command(&FlagsCmd::Enable {
+            flag: "checkout_v2".into(),
+        })
         .await
         .unwrap();
     for n in &nodes {
@@ -63,7 +69,9 @@ async fn a_change_reaches_every_node_and_a_restarted_node_serves_current_flags()
         t.elapsed()
     );
     nodes[3]
-        .custom("disable", json!({"flag": "checkout_v2"}))
+        .command(&FlagsCmd::Disable {
+            flag: "checkout_v2".into(),
+        })
         .await
         .unwrap();
     for n in &nodes {
@@ -74,7 +82,9 @@ async fn a_change_reaches_every_node_and_a_restarted_node_serves_current_flags()
         .unwrap();
     }
     nodes[1]
-        .custom("enable", json!({"flag": "checkout_v2"}))
+        .command(&FlagsCmd::Enable {
+            flag: "checkout_v2".into(),
+        })
         .await
         .unwrap();
     for n in &nodes {
@@ -105,7 +115,9 @@ async fn with_the_store_stopped_reads_go_on_and_writes_fail() {
     .unwrap();
     let nodes = cluster(3, &url).await;
     nodes[0]
-        .custom("enable", json!({"flag": "kept"}))
+        .command(&FlagsCmd::Enable {
+            flag: "kept".into(),
+        })
         .await
         .unwrap();
     for n in &nodes {
@@ -120,7 +132,9 @@ async fn with_the_store_stopped_reads_go_on_and_writes_fail() {
     for n in &nodes {
         assert!(check(n, "kept").await, "{} still serves the flag", n.name());
         let err = n
-            .custom("disable", json!({"flag": "kept"}))
+            .command(&FlagsCmd::Disable {
+                flag: "kept".into(),
+            })
             .await
             .unwrap_err();
         assert!(err.to_string().contains("flag store"), "{err}");

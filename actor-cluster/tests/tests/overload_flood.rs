@@ -11,6 +11,8 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
+use actor_testkit::flood::{FloodCmd, FloodMode};
 use std::time::Duration;
 
 use actor_cluster::MemberEvent;
@@ -33,7 +35,7 @@ fn downs(nodes: &[TestNode]) -> Vec<(String, MemberEvent)> {
 }
 
 async fn received(n: &TestNode) -> u64 {
-    n.custom("sink_count", json!({}))
+    n.command(&ClusterCmd::Flood(FloodCmd::SinkCount))
         .await
         .unwrap()
         .as_u64()
@@ -42,26 +44,33 @@ async fn received(n: &TestNode) -> u64 {
 
 /// Floods `to` from `from` and waits until the flood is over and every admitted message
 /// arrived. Returns the final status.
-async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: &str) -> Value {
+async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: FloodMode) -> Value {
     let before = received(to).await;
-    from.custom("flood", json!({"n": n, "mode": mode, "to": to.name()}))
-        .await
-        .unwrap();
+    from.command(&ClusterCmd::Flood(FloodCmd::Flood {
+        n,
+        mode,
+        to: Some(to.name().into()),
+    }))
+    .await
+    .unwrap();
     // A call during the flood: an answer or a clear "overloaded", within its timeout.
     let call = from
-        .custom("call_sink", json!({"timeout_ms": 20_000, "to": to.name()}))
+        .command(&ClusterCmd::Flood(FloodCmd::CallSink {
+            timeout_ms: 20_000,
+            to: Some(to.name().into()),
+        }))
         .await
         .unwrap();
-    println!("{mode}: call during the flood: {call}");
+    println!("{mode:?}: call during the flood: {call}");
     assert!(
         call["ok"].is_u64() || call["overloaded"] == json!(true),
         "the call failed otherwise: {call}"
     );
     let status = std::sync::Arc::new(parking_lot::Mutex::new(Value::Null));
-    wait_until(&format!("{mode} flood delivered"), Duration::from_secs(120), || {
+    wait_until(&format!("{mode:?} flood delivered"), Duration::from_secs(120), || {
         let status = status.clone();
         async move {
-            let st = from.custom("flood_status", json!({})).await?;
+            let st = from.command(&ClusterCmd::Flood(FloodCmd::FloodStatus)).await?;
             let done = st["done"] == json!(true);
             let sent = st["sent"].as_u64().unwrap_or(0);
             let got = received(to).await - before;
@@ -72,7 +81,7 @@ async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: &str) -> Value {
     .await
     .unwrap();
     let status = status.lock().clone();
-    println!("{mode}: {status}");
+    println!("{mode:?}: {status}");
     assert_eq!(status["failed"], json!(0));
     assert_eq!(
         status["sent"].as_u64().unwrap() + status["dropped"].as_u64().unwrap(),
@@ -93,7 +102,10 @@ async fn a_flood_is_bounded_and_nobody_is_declared_down() {
     // The sinks are registered through process groups: wait until n1 sees n0's.
     wait_until("n1 finds n0's sink", Duration::from_secs(10), || async {
         let r = nodes[1]
-            .custom("call_sink", json!({"timeout_ms": 1000, "to": "n0"}))
+            .command(&ClusterCmd::Flood(FloodCmd::CallSink {
+                timeout_ms: 1000,
+                to: Some("n0".into()),
+            }))
             .await?;
         Ok(r["ok"].is_u64())
     })
@@ -101,17 +113,17 @@ async fn a_flood_is_bounded_and_nobody_is_declared_down() {
     .unwrap();
     let (target, flooder) = (&nodes[0], &nodes[1]);
 
-    let st = flood(flooder, target, 300_000, "try").await;
+    let st = flood(flooder, target, 300_000, FloodMode::Try).await;
     assert!(
         st["dropped"].as_u64().unwrap() > 0,
         "a flood far above the bound drops some casts: {st}"
     );
 
-    let st = flood(flooder, target, 100_000, "wait").await;
+    let st = flood(flooder, target, 100_000, FloodMode::Wait).await;
     assert_eq!(st["dropped"], json!(0), "waiting sends drop nothing: {st}");
 
     // ractor's own unbounded casts: slow to drain, but heartbeats overtake the queue.
-    flood(flooder, target, 300_000, "raw").await;
+    flood(flooder, target, 300_000, FloodMode::Raw).await;
 
     let members = nodes[2].up_members().await.unwrap();
     assert_eq!(

@@ -11,6 +11,7 @@
     clippy::print_stdout
 )]
 
+use actor_cluster_tests::poker_node::PokerCmd;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,7 +22,6 @@ use actor_cluster::Node;
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, PokerStore, SimConfig, TournamentSim};
 use actor_testkit::{wait_until, TestNode};
-use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poker-testnode");
 const TOURNAMENTS: u64 = 50;
@@ -107,7 +107,7 @@ async fn failover_run(url: &str, label: &str, seed: u64) {
     let mut most = (0, Vec::new());
     for (i, n) in nodes.iter().enumerate() {
         let local: Vec<String> =
-            serde_json::from_value(n.custom("local", json!({})).await.unwrap()).unwrap();
+            serde_json::from_value(n.command(&PokerCmd::Local).await.unwrap()).unwrap();
         if local.len() > most.1.len() {
             most = (i, local);
         }

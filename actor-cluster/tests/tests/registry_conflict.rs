@@ -9,6 +9,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::time::Duration;
 
 use actor_testkit::{unix_ns, wait_until, TestNode};
@@ -37,16 +38,22 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
 
     // n1 registers first (older), n0 second (newer), each on its own side.
     nodes[1]
-        .custom("reg_register", json!({"name": "leader"}))
+        .command(&ClusterCmd::RegRegister {
+            name: "leader".into(),
+        })
         .await
         .unwrap();
     nodes[0]
-        .custom("reg_register", json!({"name": "leader"}))
+        .command(&ClusterCmd::RegRegister {
+            name: "leader".into(),
+        })
         .await
         .unwrap();
     assert_eq!(
         nodes[0]
-            .custom("reg_owner", json!({"name": "leader"}))
+            .command(&ClusterCmd::RegOwner {
+                name: "leader".into()
+            })
             .await
             .unwrap(),
         json!("n0")
@@ -57,7 +64,9 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
         Duration::from_secs(5),
         || async {
             Ok(nodes[2]
-                .custom("reg_owner", json!({"name": "leader"}))
+                .command(&ClusterCmd::RegOwner {
+                    name: "leader".into(),
+                })
                 .await?
                 == json!("n1"))
         },
@@ -73,7 +82,13 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
         wait_until(
             &format!("{} agrees on n1", n.name()),
             Duration::from_secs(5),
-            || async { Ok(n.custom("reg_owner", json!({"name": "leader"})).await? == json!("n1")) },
+            || async {
+                Ok(n.command(&ClusterCmd::RegOwner {
+                    name: "leader".into(),
+                })
+                .await?
+                    == json!("n1"))
+            },
         )
         .await
         .unwrap();
@@ -83,7 +98,9 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
         Duration::from_secs(5),
         || async {
             Ok(nodes[0]
-                .custom("reg_exit_reason", json!({"name": "leader"}))
+                .command(&ClusterCmd::RegExitReason {
+                    name: "leader".into(),
+                })
                 .await?
                 == json!("NameConflict"))
         },
@@ -94,15 +111,20 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
     // The winner's actor still runs and answers from every node.
     for n in &nodes {
         assert_eq!(
-            n.custom("reg_call", json!({"name": "leader", "text": "x"}))
-                .await
-                .unwrap(),
+            n.command(&ClusterCmd::RegCall {
+                name: "leader".into(),
+                text: "x".into()
+            })
+            .await
+            .unwrap(),
             json!("n1:x")
         );
     }
     assert_eq!(
         nodes[1]
-            .custom("reg_exit_reason", json!({"name": "leader"}))
+            .command(&ClusterCmd::RegExitReason {
+                name: "leader".into()
+            })
             .await
             .unwrap(),
         Value::Null

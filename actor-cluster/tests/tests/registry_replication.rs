@@ -9,6 +9,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::time::Duration;
 
 use actor_testkit::{wait_until, TestNode};
@@ -16,7 +17,7 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn owner(node: &TestNode, name: &str) -> Value {
-    node.custom("reg_owner", json!({ "name": name }))
+    node.command(&ClusterCmd::RegOwner { name: name.into() })
         .await
         .unwrap()
 }
@@ -45,7 +46,10 @@ async fn registrations_reach_every_node_within_milliseconds() {
     let n = 1000u64;
     let times: Vec<u64> = serde_json::from_value(
         nodes[0]
-            .custom("reg_register_many", json!({"prefix": "svc-", "count": n}))
+            .command(&ClusterCmd::RegRegisterMany {
+                prefix: "svc-".into(),
+                count: n,
+            })
             .await
             .unwrap(),
     )
@@ -53,29 +57,20 @@ async fn registrations_reach_every_node_within_milliseconds() {
     let names: Vec<String> = (0..n).map(|i| format!("svc-{i}")).collect();
     let mut lat = Vec::new();
     for node in &nodes[1..] {
-        let names_v = json!(names);
+        let seen_all = ClusterCmd::RegSeen {
+            names: names.clone(),
+        };
         wait_until(
             &format!("{} sees all {n} names", node.name()),
             Duration::from_secs(10),
-            || {
-                let names_v = names_v.clone();
-                async move {
-                    let seen: Vec<Option<u64>> = serde_json::from_value(
-                        node.custom("reg_seen", json!({"names": names_v})).await?,
-                    )
-                    .unwrap_or_default();
-                    Ok(seen.iter().all(Option::is_some))
-                }
+            || async {
+                let seen: Vec<Option<u64>> = node.command_as(&seen_all).await?;
+                Ok(seen.iter().all(Option::is_some))
             },
         )
         .await
         .unwrap();
-        let seen: Vec<Option<u64>> = serde_json::from_value(
-            node.custom("reg_seen", json!({"names": names}))
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let seen: Vec<Option<u64>> = node.command_as(&seen_all).await.unwrap();
         for (t_reg, t_seen) in times.iter().zip(seen) {
             lat.push(t_seen.unwrap().saturating_sub(*t_reg) as f64 / 1e3);
         }
@@ -93,33 +88,44 @@ async fn registrations_reach_every_node_within_milliseconds() {
     // A remote lookup gives a working ref.
     assert_eq!(
         nodes[3]
-            .custom("reg_call", json!({"name": "svc-7", "text": "hi"}))
+            .command(&ClusterCmd::RegCall {
+                name: "svc-7".into(),
+                text: "hi".into()
+            })
             .await
             .unwrap(),
         json!("n0:hi")
     );
     // A taken name is refused with its holder, on any node.
     let err = nodes[2]
-        .custom("reg_register", json!({"name": "svc-7"}))
+        .command(&ClusterCmd::RegRegister {
+            name: "svc-7".into(),
+        })
         .await
         .unwrap_err();
     assert!(err.to_string().contains("AlreadyRegistered:n0"), "{err}");
 
     // Unregistering removes the name everywhere.
     nodes[0]
-        .custom("reg_unregister", json!({"name": "svc-1"}))
+        .command(&ClusterCmd::RegUnregister {
+            name: "svc-1".into(),
+        })
         .await
         .unwrap();
     wait_owner(&nodes, "svc-1", Value::Null).await;
     // An actor that stops loses its names everywhere.
     nodes[0]
-        .custom("reg_stop_actor", json!({"name": "svc-2"}))
+        .command(&ClusterCmd::RegStopActor {
+            name: "svc-2".into(),
+        })
         .await
         .unwrap();
     wait_owner(&nodes, "svc-2", Value::Null).await;
     // And the name is free again.
     nodes[4]
-        .custom("reg_register", json!({"name": "svc-2"}))
+        .command(&ClusterCmd::RegRegister {
+            name: "svc-2".into(),
+        })
         .await
         .unwrap();
     wait_owner(&nodes, "svc-2", json!("n4")).await;
@@ -135,11 +141,17 @@ async fn a_node_that_joins_later_gets_the_full_state() {
     let mut nodes = chain(2, &[]).await;
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
     nodes[0]
-        .custom("reg_register_many", json!({"prefix": "a-", "count": 50}))
+        .command(&ClusterCmd::RegRegisterMany {
+            prefix: "a-".into(),
+            count: 50,
+        })
         .await
         .unwrap();
     nodes[1]
-        .custom("reg_register_many", json!({"prefix": "b-", "count": 50}))
+        .command(&ClusterCmd::RegRegisterMany {
+            prefix: "b-".into(),
+            count: 50,
+        })
         .await
         .unwrap();
     let late = TestNode::start(BIN, "late", &args(&["--seed", &nodes[0].addr()]))
@@ -150,7 +162,7 @@ async fn a_node_that_joins_later_gets_the_full_state() {
         Duration::from_secs(5),
         || async {
             let names: Vec<String> =
-                serde_json::from_value(late.custom("reg_names", json!({})).await?)
+                serde_json::from_value(late.command(&ClusterCmd::RegNames).await?)
                     .unwrap_or_default();
             Ok(names.len() == 100)
         },

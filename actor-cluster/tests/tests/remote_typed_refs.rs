@@ -3,6 +3,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::time::Duration;
 
 use actor_testkit::wait_until;
@@ -17,18 +18,20 @@ async fn typed_refs_reach_remote_actors_and_a_wrong_type_finds_nothing() {
     wait_until(
         "n0 sees both remote echo actors",
         Duration::from_secs(5),
-        || async { Ok(n0.custom("count_echo", json!({"type": "echo"})).await? == json!(2)) },
+        || async { Ok(n0.command(&ClusterCmd::CountEcho { other: false }).await? == json!(2)) },
     )
     .await
     .unwrap();
     assert_eq!(
-        n0.custom("call_echo", json!({"text": "hi"})).await.unwrap(),
+        n0.command(&ClusterCmd::CallEcho { text: "hi".into() })
+            .await
+            .unwrap(),
         json!(["n1:hi", "n2:hi"])
     );
     // Same group, same shape, another message type: not found (an unchecked conversion would
     // have given refs whose every message is dropped remotely).
     assert_eq!(
-        n0.custom("count_echo", json!({"type": "other"}))
+        n0.command(&ClusterCmd::CountEcho { other: true })
             .await
             .unwrap(),
         json!(0)

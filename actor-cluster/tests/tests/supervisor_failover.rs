@@ -9,6 +9,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use serde_json::json;
 type Which = Vec<(String, Option<String>, String)>;
 
 async fn which(n: &TestNode) -> Which {
-    serde_json::from_value(n.custom("dsup_which", json!({})).await.unwrap()).unwrap()
+    serde_json::from_value(n.command(&ClusterCmd::DsupWhich).await.unwrap()).unwrap()
 }
 
 /// Every id runs on exactly one of `nodes` (by their own account), and all `ids` run.
@@ -35,7 +36,11 @@ async fn kill_9_of_a_node_restarts_its_children_on_the_survivors_exactly_once() 
     let ids: BTreeSet<String> = (0..n).map(|i| format!("c{i}")).collect();
     wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "c", "count": n}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "c".into(),
+            count: n,
+            crash: false,
+        })
         .await
         .unwrap();
     let all: Vec<&TestNode> = nodes.iter().collect();
@@ -101,7 +106,11 @@ async fn a_frozen_node_s_children_move_and_duplicates_resolve_after_it_thaws() {
     let n = 60u64;
     let ids: BTreeSet<String> = (0..n).map(|i| format!("f{i}")).collect();
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "f", "count": n}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "f".into(),
+            count: n,
+            crash: false,
+        })
         .await
         .unwrap();
     let all: Vec<&TestNode> = nodes.iter().collect();
@@ -140,7 +149,11 @@ async fn a_crash_looping_child_fails_alone() {
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
     wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "ok", "count": 4}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "ok".into(),
+            count: 4,
+            crash: false,
+        })
         .await
         .unwrap();
     let ok: BTreeSet<String> = (0..4).map(|i| format!("ok{i}")).collect();
@@ -152,15 +165,19 @@ async fn a_crash_looping_child_fails_alone() {
     .unwrap();
     for id in &ok {
         nodes[1]
-            .custom("dsup_bump", json!({"id": id, "n": 5}))
+            .command(&ClusterCmd::DsupBump {
+                id: id.into(),
+                n: 5,
+            })
             .await
             .unwrap();
     }
     nodes[0]
-        .custom(
-            "dsup_start_many",
-            json!({"prefix": "bad", "count": 1, "crash": true}),
-        )
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "bad".into(),
+            count: 1,
+            crash: true,
+        })
         .await
         .unwrap();
     wait_until(
@@ -180,7 +197,7 @@ async fn a_crash_looping_child_fails_alone() {
     for id in &ok {
         assert_eq!(
             nodes[0]
-                .custom("dsup_get", json!({"id": id}))
+                .command(&ClusterCmd::DsupGet { id: id.into() })
                 .await
                 .unwrap(),
             json!(5),
@@ -194,11 +211,17 @@ async fn a_crash_looping_child_fails_alone() {
 
     // start_child is idempotent by id and says where the child runs, from any node.
     let first = nodes[0]
-        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .command(&ClusterCmd::DsupStart {
+            id: "solo".into(),
+            kind: "counter".into(),
+        })
         .await
         .unwrap();
     let again = nodes[1]
-        .custom("dsup_start", json!({"id": "solo", "kind": "counter"}))
+        .command(&ClusterCmd::DsupStart {
+            id: "solo".into(),
+            kind: "counter".into(),
+        })
         .await
         .unwrap();
     assert_eq!(first, again);
@@ -208,7 +231,10 @@ async fn a_crash_looping_child_fails_alone() {
     exactly_once(&all, &all_ids).await.unwrap();
     // A kind no node knows: a typed error, not a panic.
     let err = nodes[0]
-        .custom("dsup_start", json!({"id": "x", "kind": "unknown"}))
+        .command(&ClusterCmd::DsupStart {
+            id: "x".into(),
+            kind: "unknown".into(),
+        })
         .await
         .unwrap_err();
     assert!(

@@ -11,6 +11,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,7 +29,11 @@ async fn a_joining_node_starts_no_duplicates_in_20_rounds() {
     wait_eligible(&all, 3).await;
     let ids: BTreeSet<String> = (0..12).map(|i| format!("j{i}")).collect();
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "j", "count": 12}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "j".into(),
+            count: 12,
+            crash: false,
+        })
         .await
         .unwrap();
     wait_until("12 children run once", Duration::from_secs(10), || async {
@@ -53,7 +58,7 @@ async fn a_joining_node_starts_no_duplicates_in_20_rounds() {
             Duration::from_secs(10),
             || async {
                 for n in &all {
-                    if n.custom("dsup_pending", json!({})).await? != json!(0) {
+                    if n.command(&ClusterCmd::DsupPending).await? != json!(0) {
                         return Ok(false);
                     }
                 }

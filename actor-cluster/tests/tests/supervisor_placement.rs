@@ -10,6 +10,7 @@
 
 mod common;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ async fn wait_placed(
         timeout,
         || async {
             for n in nodes {
-                if n.custom("dsup_pending", json!({})).await? != json!(0) {
+                if n.command(&ClusterCmd::DsupPending).await? != json!(0) {
                     return Ok(false);
                 }
             }
@@ -93,7 +94,11 @@ async fn quorum_partition_2_1_never_overlaps_lifetimes() {
     wait_eligible(&all, 3).await;
     let ids: BTreeSet<String> = (0..30).map(|i| format!("q{i}")).collect();
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "q", "count": 30}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "q".into(),
+            count: 30,
+            crash: false,
+        })
         .await
         .unwrap();
     let before = wait_placed(&all, &ids, Duration::from_secs(10)).await;
@@ -121,7 +126,10 @@ async fn quorum_partition_2_1_never_overlaps_lifetimes() {
     );
     // The minority refuses new children.
     let err = nodes[2]
-        .custom("dsup_start", json!({"id": "new", "kind": "counter"}))
+        .command(&ClusterCmd::DsupStart {
+            id: "new".into(),
+            kind: "counter".into(),
+        })
         .await
         .unwrap_err();
     assert!(err.to_string().contains("quorum"), "{err}");
@@ -155,10 +163,14 @@ async fn active_redistribution_moves_about_a_quarter_to_a_new_node() {
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_eligible(&all, 3).await;
-    let n = 400;
+    let n: usize = 400;
     let ids: BTreeSet<String> = (0..n).map(|i| format!("a{i}")).collect();
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "a", "count": n}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "a".into(),
+            count: n as u64,
+            crash: false,
+        })
         .await
         .unwrap();
     let before = wait_placed(&all, &ids, Duration::from_secs(10)).await;
@@ -194,27 +206,36 @@ async fn a_rolling_restart_loses_no_child_and_hands_state_over() {
     let n = 30u64;
     let ids: BTreeSet<String> = (0..n).map(|i| format!("r{i}")).collect();
     nodes[0]
-        .custom("dsup_start_many", json!({"prefix": "r", "count": n}))
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "r".into(),
+            count: n,
+            crash: false,
+        })
         .await
         .unwrap();
     wait_placed(&all, &ids, Duration::from_secs(10)).await;
     for i in 0..n {
         nodes[1]
-            .custom("dsup_bump", json!({"id": format!("r{i}"), "n": i + 1}))
+            .command(&ClusterCmd::DsupBump {
+                id: format!("r{i}"),
+                n: i + 1,
+            })
             .await
             .unwrap();
     }
     // A call from the same node follows its casts: every bump has landed.
     for i in 0..n {
         let v = nodes[1]
-            .custom("dsup_get", json!({"id": format!("r{i}")}))
+            .command(&ClusterCmd::DsupGet {
+                id: format!("r{i}"),
+            })
             .await
             .unwrap();
         assert_eq!(v, json!(i + 1));
     }
     for k in 0..3 {
         let t = std::time::Instant::now();
-        nodes[k].custom("dsup_drain", json!({})).await.unwrap();
+        nodes[k].command(&ClusterCmd::DsupDrain).await.unwrap();
         nodes[k].leave().await.unwrap();
         let rest: Vec<&TestNode> = nodes
             .iter()
@@ -229,7 +250,9 @@ async fn a_rolling_restart_loses_no_child_and_hands_state_over() {
         );
         for i in 0..n {
             let v = rest[0]
-                .custom("dsup_get", json!({"id": format!("r{i}")}))
+                .command(&ClusterCmd::DsupGet {
+                    id: format!("r{i}"),
+                })
                 .await
                 .unwrap();
             assert_eq!(

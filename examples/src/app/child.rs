@@ -1,18 +1,16 @@
 //! A node process started by the `demo` and `chaos` programs (they run their own binary again
-//! with `--role node`): an [`App`] driven over the test kit's control protocol.
-//!
-//! Commands: `local` (ranking actors here), `admin` (the admin page's address), `seen` (when a
-//! flag version reached this node's cache), `flags` (every cached flag), `pending` (the
-//! supervisor's outstanding decisions), `owners` (the registry as this node sees it).
+//! with `--role node`): an [`App`] driven over the launcher's control protocol
+//! (`actor_cluster_launch`) with the commands of [`AppCmd`].
 
 use std::sync::Arc;
 
 use actor_cluster::Node;
+use actor_cluster_launch::ControlExtension;
 use actor_flags::admin::FlagJson;
 use actor_flags::InstallLog;
-use actor_testkit::ControlExtension;
 use clap::Parser;
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{App, NodeConfig};
@@ -33,43 +31,57 @@ struct Commands {
     seen: InstallLog,
 }
 
+/// What the demo and chaos programs ask of their node processes. Replies are JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", content = "args", rename_all = "snake_case")]
+pub enum AppCmd {
+    /// The ranking actors running on this node (child ids).
+    Local,
+    /// The admin page's address, or null.
+    Admin,
+    /// When a flag version reached this node's cache (ns since the Unix epoch), or null.
+    Seen {
+        /// The flag.
+        flag: String,
+        /// Its version.
+        version: u64,
+    },
+    /// Every cached flag, by name.
+    Flags,
+    /// The supervisor's outstanding decisions.
+    Pending,
+    /// The registry as this node sees it: name to owner.
+    Owners,
+}
+
 impl ControlExtension for Commands {
-    fn handle(
-        &self,
-        _node: &Node,
-        name: &str,
-        args: Value,
-    ) -> BoxFuture<'static, Result<Value, String>> {
+    type Command = AppCmd;
+
+    fn handle(&self, _node: &Node, cmd: AppCmd) -> BoxFuture<'static, Result<Value, String>> {
         let (app, seen) = (self.app.clone(), self.seen.clone());
-        let name = name.to_owned();
         Box::pin(async move {
-            match name.as_str() {
-                "local" => app
+            match cmd {
+                AppCmd::Local => app
                     .dsup
                     .local_children()
                     .await
                     .map(|v| json!(v))
                     .map_err(|e| e.to_string()),
-                "admin" => Ok(json!(app.admin.map(|a| a.to_string()))),
-                "seen" => {
-                    let flag = args["flag"].as_str().unwrap_or_default().to_owned();
-                    let version = args["version"].as_u64().unwrap_or_default();
-                    Ok(json!(seen.installed_at(&flag, version)))
-                }
-                "flags" => {
+                AppCmd::Admin => Ok(json!(app.admin.map(|a| a.to_string()))),
+                AppCmd::Seen { flag, version } => Ok(json!(seen.installed_at(&flag, version))),
+                AppCmd::Flags => {
                     let mut all: Vec<FlagJson> =
                         app.flags.all_flags().iter().map(FlagJson::from).collect();
                     all.sort_by(|a, b| a.name.cmp(&b.name));
                     serde_json::to_value(all).map_err(|e| e.to_string())
                 }
-                "pending" => app
+                AppCmd::Pending => app
                     .dsup
                     .pending_decisions()
                     .await
                     .map(|n| json!(n))
                     .map_err(|e| e.to_string()),
-                "owners" => Ok(json!(app.dsup.registry().owners())),
-                other => Err(format!("unknown command {other}")),
+                AppCmd::Owners => Ok(json!(app.dsup.registry().owners())),
             }
         })
     }
@@ -78,7 +90,7 @@ impl ControlExtension for Commands {
 /// Logging for a local program's own process (its node processes log with [`run`]): errors only,
 /// unless `RUST_LOG` says otherwise, on stderr, so the program's output stays readable.
 pub fn init_program_logging() {
-    actor_testkit::init_logging("error");
+    actor_cluster_launch::init_logging("error");
 }
 
 /// True when this process was started as a node (`--role node` among the arguments).
@@ -88,13 +100,13 @@ pub fn is_node_process() -> bool {
 
 /// Runs this process as a node until the parent closes its control channel.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
-    actor_testkit::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
+    actor_cluster_launch::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
     let cli = NodeCli::parse();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let app = App::start(&cli.node, true).await?;
         let seen = InstallLog::record(&app.flags);
         let node = app.node.clone();
-        actor_testkit::serve(node, Some(Arc::new(Commands { app, seen }))).await;
+        actor_cluster_launch::serve(node, Arc::new(Commands { app, seen })).await;
         Ok::<(), Box<dyn std::error::Error>>(())
     })
 }

@@ -158,8 +158,8 @@ impl App {
         &self,
         names: &[String],
         timeout: Duration,
-    ) -> Result<Duration, actor_testkit::TestkitError> {
-        actor_testkit::wait_until("every node's supervisor", timeout, || async {
+    ) -> Result<Duration, actor_cluster_launch::LaunchError> {
+        actor_cluster_launch::wait_until("every node's supervisor", timeout, || async {
             let known = self.dsup.eligible_members().await.unwrap_or_default();
             Ok(names.iter().all(|n| known.contains(n)))
         })

@@ -22,11 +22,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actor_cluster_launch::{unix_ns, wait_until, NodeProcess};
 use actor_flags::admin::FlagJson;
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, SimConfig, TournamentSim};
-use actor_testkit::{unix_ns, wait_until, TestNode};
 use clap::Parser;
+use examples::app::child::AppCmd;
 use examples::app::{App, NodeConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,12 +104,12 @@ fn schedule(seed: u64, duration: f64, nodes: usize) -> Vec<Step> {
     out
 }
 
-fn names(nodes: &[TestNode], idx: &[usize]) -> Vec<String> {
+fn names(nodes: &[NodeProcess], idx: &[usize]) -> Vec<String> {
     idx.iter().map(|i| nodes[*i].name().to_owned()).collect()
 }
 
-async fn local(n: &TestNode) -> Option<Vec<String>> {
-    serde_json::from_value(n.custom("local", json!({})).await.ok()?).ok()
+async fn local(n: &NodeProcess) -> Option<Vec<String>> {
+    serde_json::from_value(n.command(&AppCmd::Local).await.ok()?).ok()
 }
 
 #[tokio::main]
@@ -143,12 +144,12 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         }
         a
     };
-    let mut nodes: Vec<TestNode> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..n {
-        let seeds: Vec<String> = nodes.iter().map(TestNode::addr).collect();
-        nodes.push(TestNode::start(&exe, &format!("c{i}"), &node_args(&seeds)).await?);
+        let seeds: Vec<String> = nodes.iter().map(NodeProcess::addr).collect();
+        nodes.push(NodeProcess::start(&exe, &format!("c{i}"), &node_args(&seeds)).await?);
     }
-    let all_addrs: Vec<String> = nodes.iter().map(TestNode::addr).collect();
+    let all_addrs: Vec<String> = nodes.iter().map(NodeProcess::addr).collect();
     let driver = App::start(
         &NodeConfig::local("chaos-driver", &store_url, "chaos", all_addrs.clone()),
         false,
@@ -317,7 +318,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             if x.up_members().await?.len() != n {
                 return Ok(false);
             }
-            if x.custom("pending", json!({})).await? != json!(0) {
+            if x.command(&AppCmd::Pending).await? != json!(0) {
                 return Ok(false);
             }
         }
@@ -341,7 +342,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                 for id in local(x).await.unwrap_or_default() {
                     running_on.entry(id).or_default().push(x.name().to_owned());
                 }
-                views.push(x.custom("owners", json!({})).await?);
+                views.push(x.command(&AppCmd::Owners).await?);
             }
             let running: BTreeSet<String> = driver
                 .store
@@ -386,7 +387,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Duration::from_secs(15),
         || async {
             for x in &nodes {
-                if x.custom("flags", json!({})).await? != want {
+                if x.command(&AppCmd::Flags).await? != want {
                     return Ok(false);
                 }
             }
@@ -398,7 +399,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     if let Err(e) = flags_ok {
         let mut differ = Vec::new();
         for x in &nodes {
-            if let Ok(v) = x.custom("flags", json!({})).await {
+            if let Ok(v) = x.command(&AppCmd::Flags).await {
                 if v != want {
                     differ.push(format!("{}: {v}", x.name()));
                 }

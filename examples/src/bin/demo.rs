@@ -16,13 +16,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actor_cluster_launch::{unix_ns, wait_until, NodeProcess};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, SimConfig, TournamentSim};
-use actor_testkit::{unix_ns, wait_until, TestNode};
 use clap::Parser;
+use examples::app::child::AppCmd;
 use examples::app::{App, NodeConfig};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use serde_json::json;
 
 /// The flag the demo switches on mid-run.
 const FLAG: &str = "new_ranking_ui";
@@ -74,8 +74,8 @@ struct Failover {
     took: Duration,
 }
 
-async fn local_children(n: &TestNode) -> Vec<String> {
-    match n.custom("local", json!({})).await {
+async fn local_children(n: &NodeProcess) -> Vec<String> {
+    match n.command(&AppCmd::Local).await {
         Ok(v) => serde_json::from_value(v).unwrap_or_default(),
         Err(_) => Vec::new(),
     }
@@ -117,7 +117,7 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     spin.set_message("starting the driver");
     let driver_app_cfg = driver_cfg.clone();
     let exe = std::env::current_exe()?;
-    let mut nodes: Vec<TestNode> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
     // Start the first node, then the driver and the others joining it.
     let node_args = |seed: Option<String>| {
         let mut a = vec![
@@ -142,8 +142,8 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     examples::app::flag_store(&store_url).await?;
     for i in 0..nodes_wanted {
         spin.set_message(format!("starting node n{i}"));
-        let seed = nodes.first().map(TestNode::addr);
-        nodes.push(TestNode::start(&exe, &format!("n{i}"), &node_args(seed)).await?);
+        let seed = nodes.first().map(NodeProcess::addr);
+        nodes.push(NodeProcess::start(&exe, &format!("n{i}"), &node_args(seed)).await?);
     }
     let driver = App::start(
         &NodeConfig {
@@ -272,7 +272,10 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while at.is_none() && Instant::now() < deadline {
                     at = n
-                        .custom("seen", json!({"flag": FLAG, "version": version}))
+                        .command(&AppCmd::Seen {
+                            flag: FLAG.into(),
+                            version,
+                        })
                         .await
                         .ok()
                         .and_then(|v| v.as_u64());
@@ -444,7 +447,7 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             if killed == Some(i) {
                 continue;
             }
-            if let Ok(v) = n.custom("admin", json!({})).await {
+            if let Ok(v) = n.command(&AppCmd::Admin).await {
                 if let Some(a) = v.as_str() {
                     println!("  {}: http://{a}/#token={token}", n.name());
                 }

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actor_cluster_launch::{unix_ns, NodeProcess};
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{SimConfig, TournamentSim};
-use actor_testkit::{unix_ns, TestNode};
 use clap::Parser;
 use examples::app::{App, NodeConfig};
 
@@ -48,7 +48,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     drop(actor_poker::PokerStore::open(&store).await?);
     examples::app::flag_store(&store).await?;
     let exe = std::env::current_exe()?;
-    let mut nodes: Vec<TestNode> = Vec::new();
+    let mut nodes: Vec<NodeProcess> = Vec::new();
     for i in 0..cli.nodes {
         let mut a: Vec<String> = ["--role", "node", "--store", &store, "--cookie", "soak"]
             .iter()
@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         if let Some(first) = nodes.first() {
             a.extend(["--seed".to_string(), first.addr()]);
         }
-        nodes.push(TestNode::start(&exe, &format!("s{i}"), &a).await?);
+        nodes.push(NodeProcess::start(&exe, &format!("s{i}"), &a).await?);
     }
     let driver = App::start(
         &NodeConfig::local("soak-driver", &store, "soak", vec![nodes[0].addr()]),

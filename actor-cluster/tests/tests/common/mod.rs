@@ -8,12 +8,12 @@
     clippy::print_stdout
 )]
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use actor_cluster::{DownReason, MemberEvent};
 use actor_testkit::{wait_until, TestNode};
-use serde_json::json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cluster-testnode");
 
@@ -101,7 +101,7 @@ pub async fn wait_events(
 
 /// The distributed supervisor's children running on `n`, by its own account.
 pub async fn local(n: &TestNode) -> Vec<String> {
-    serde_json::from_value(n.custom("dsup_local", json!({})).await.unwrap()).unwrap()
+    serde_json::from_value(n.command(&ClusterCmd::DsupLocal).await.unwrap()).unwrap()
 }
 
 /// Waits until every node's supervisor knows the kinds of `count` supervisors.
@@ -112,7 +112,7 @@ pub async fn wait_eligible(nodes: &[&TestNode], count: usize) {
             Duration::from_secs(5),
             || async {
                 let v: Vec<String> =
-                    serde_json::from_value(n.custom("dsup_eligible", json!({})).await?)
+                    serde_json::from_value(n.command(&ClusterCmd::DsupEligible).await?)
                         .unwrap_or_default();
                 Ok(v.len() == count)
             },
