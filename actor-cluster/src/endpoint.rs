@@ -9,6 +9,8 @@ use tokio::sync::broadcast;
 
 use actor_cluster_proto::membership::MemberEvent;
 
+use crate::Remote;
+
 /// pg scope of the cluster's own actors.
 pub(crate) const SCOPE: &str = "actor_cluster";
 
@@ -63,6 +65,31 @@ pub fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
         .filter(|c| !c.get_id().is_local())
         .map(ActorRef::from)
         .collect()
+}
+
+/// Sends `wrap(msg)` to the endpoint of `group` on node `node`; to every remote endpoint of the
+/// group while none is known to be on that node (its session not bound yet): for replication
+/// messages a copy to the others is harmless.
+pub fn send_to_node<W: Message, P: Clone>(
+    remote: &Remote,
+    group: &str,
+    node: &str,
+    msg: P,
+    wrap: fn(P) -> W,
+) {
+    let all = remote_members::<W>(group);
+    let on_node: Vec<&ActorRef<W>> = all
+        .iter()
+        .filter(|ep| remote.node_of(*ep).as_deref() == Some(node))
+        .collect();
+    let to = if on_node.is_empty() {
+        all.iter().collect()
+    } else {
+        on_node
+    };
+    for ep in to {
+        let _ = ep.cast(wrap(msg.clone()));
+    }
 }
 
 /// Forwards membership events (from `Node::subscribe`) to `to` until it stops.

@@ -62,21 +62,27 @@ fn me(name: &str) -> crate::NodeIdentity {
 /// Valid inputs for [`wire`].
 pub fn wire_seeds() -> Vec<Vec<u8>> {
     use actor_cluster_proto::registry::RegPeerMsg;
-    use actor_cluster_proto::supervisor::SupPeerMsg;
+    use actor_cluster_proto::replication::SyncMsg;
+    use actor_cluster_proto::supervisor::{SupPeerMsg, TableDigest};
     use actor_core::fuzzing::input_for;
     let owner = crate::registry::Owner {
         node: "n1".into(),
         incarnation: 3,
     };
-    let digest = SupPeerMsg::Digest {
-        node: "n1".into(),
-        rows: 10,
-        newest: actor_core::hlc::Stamp::at(99, "n1"),
-    };
+    let digest = SupPeerMsg::Table(SyncMsg::Digest {
+        from: "n1".into(),
+        digest: TableDigest {
+            rows: 10,
+            newest: actor_core::hlc::Stamp::at(99, "n1"),
+        },
+    });
     [
         input_for(
             1,
-            crate::registry::RegWire::Peer(RegPeerMsg::Digest(owner, 12)),
+            crate::registry::RegWire::Peer(RegPeerMsg::Digest {
+                from: "n1".into(),
+                digest: (owner, 12),
+            }),
         ),
         input_for(
             2,

@@ -7,15 +7,18 @@
 //! from the store: changes made while the nodes could not reach each other are picked up at
 //! once, not at the next periodic reload. Every second each node sends the others a digest of
 //! its cache; a node whose cache differs from a peer's re-reads the store, so a change lost with
-//! a connection is repaired within about two seconds. A jittered periodic reload is the last
-//! safety net.
+//! a connection is repaired within about two seconds. Deltas, digests and the rate limit on
+//! reloads are the replication skeleton's (`actor_cluster_proto::replication`), shared with the
+//! registry and the supervisor's child table. A jittered periodic reload is the last safety
+//! net.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actor_cluster::endpoint::{remote_members, Endpoint};
 use actor_cluster::Node;
+use actor_cluster_proto::replication::{Merged, Replicated, Replicator, SyncMsg, SyncOut, Verdict};
 use actor_core::{LocalMessage, RemoteMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -23,19 +26,67 @@ use crate::{Flag, FlagError, Flags};
 
 const GROUP: &str = "actor_flags";
 
+/// The replication skeleton's messages between flag caches: deltas carry a flag's new state
+/// and version, digests the hash of a whole cache. There are no copies between caches (the
+/// store is the truth): a node whose digest differs re-reads the store.
+pub(crate) type FlagSyncMsg = SyncMsg<(Flag, u64), u64, ()>;
+
 /// Between the flag caches of the nodes.
 #[derive(RemoteMessage)]
 pub(crate) enum FlagWire {
-    /// A flag's new state and its version.
-    Changed(Flag, u64),
-    /// A digest of the sender's whole cache (anti-entropy): a node whose digest differs
-    /// re-reads the store.
-    Digest(u64),
+    /// A message of the replication skeleton.
+    Sync(FlagSyncMsg),
 }
 
 #[derive(LocalMessage)]
 pub(crate) enum CacheMsg {
     Wire(FlagWire),
+    /// A flag written on this node, with its version: send it to every node.
+    Local(Flag, u64),
+    /// Time for the digest.
+    Tick,
+}
+
+/// A node's flag cache, as the replication skeleton sees it.
+struct FlagCache<'a>(&'a Flags);
+
+impl Replicated for FlagCache<'_> {
+    type Delta = (Flag, u64);
+    type Digest = u64;
+    type Part = ();
+    type Change = String;
+
+    fn apply_delta(&mut self, _: &str, (flag, version): (Flag, u64), _: u64) -> Merged<String> {
+        let name = flag.name.clone();
+        if self.0.apply(flag, version) {
+            Merged::Applied(vec![name])
+        } else {
+            tracing::debug!(flag = %name, version, "stale flag change ignored");
+            Merged::Applied(Vec::new())
+        }
+    }
+
+    fn digest(&self) -> u64 {
+        digest(self.0)
+    }
+
+    fn compare(&self, _: &str, theirs: &u64) -> Verdict {
+        // A peer caches something else: one of us missed a change (a message lost with a
+        // connection, a partition). The store knows.
+        if *theirs == digest(self.0) {
+            Verdict::InSync
+        } else {
+            Verdict::Refresh
+        }
+    }
+
+    fn parts(&self) -> Vec<()> {
+        Vec::new()
+    }
+
+    fn apply_part(&mut self, _: &str, _: (), _: u64) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// How often each node sends its digest.
@@ -70,21 +121,53 @@ struct CacheActor;
 
 struct CacheState {
     flags: Flags,
+    sync: Replicator,
     reloading: Arc<AtomicBool>,
+}
+
+impl CacheActor {
+    fn send(out: Vec<SyncOut<FlagSyncMsg>>, st: &CacheState) {
+        for o in out {
+            match o {
+                SyncOut::Broadcast(m) => {
+                    for ep in remote_members::<FlagWire>(GROUP) {
+                        let _ = ep.cast(FlagWire::Sync(m.clone()));
+                    }
+                }
+                // Flag caches send nothing to one peer: there are no copies between them.
+                SyncOut::Send(..) => {}
+                // Re-read the store, at most one reload at a time (the skeleton allows one per
+                // digest interval).
+                SyncOut::Refresh => {
+                    if !st.reloading.swap(true, Ordering::AcqRel) {
+                        let (flags, busy) = (st.flags.clone(), st.reloading.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = flags.reload().await {
+                                tracing::warn!(error = %e, "flag reload after a digest mismatch failed");
+                            }
+                            busy.store(false, Ordering::Release);
+                        });
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Actor for CacheActor {
     type Msg = CacheMsg;
     type State = CacheState;
-    type Arguments = Flags;
+    type Arguments = (Flags, String);
 
     async fn pre_start(
         &self,
-        _: ActorRef<CacheMsg>,
-        flags: Flags,
+        myself: ActorRef<CacheMsg>,
+        (flags, me): (Flags, String),
     ) -> Result<CacheState, ActorProcessingErr> {
+        myself.send_interval(DIGEST_EVERY, || CacheMsg::Tick);
         Ok(CacheState {
             flags,
+            sync: Replicator::new(me, DIGEST_EVERY, DIGEST_EVERY),
             reloading: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -95,28 +178,19 @@ impl Actor for CacheActor {
         msg: CacheMsg,
         st: &mut CacheState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            CacheMsg::Wire(FlagWire::Changed(flag, version)) => {
-                let name = flag.name.clone();
-                if !st.flags.apply(flag, version) {
-                    tracing::debug!(flag = %name, version, "stale flag change ignored");
-                }
+        let out = match msg {
+            CacheMsg::Local(flag, version) => {
+                vec![st.sync.delta::<FlagCache<'_>>((flag, version))]
             }
-            CacheMsg::Wire(FlagWire::Digest(theirs)) => {
-                // A peer caches something else: one of us missed a change (a message lost
-                // with a connection, a partition). Re-read the store, at most one at a time.
-                if theirs != digest(&st.flags) && !st.reloading.swap(true, Ordering::AcqRel) {
-                    let (flags, busy) = (st.flags.clone(), st.reloading.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = flags.reload().await {
-                            tracing::warn!(error = %e, "flag reload after a digest mismatch failed");
-                        }
-                        tokio::time::sleep(DIGEST_EVERY).await;
-                        busy.store(false, Ordering::Release);
-                    });
-                }
+            CacheMsg::Wire(FlagWire::Sync(m)) => {
+                let flags = st.flags.clone();
+                st.sync
+                    .on_message(&mut FlagCache(&flags), Instant::now(), 0, m)
+                    .out
             }
-        }
+            CacheMsg::Tick => st.sync.tick(&FlagCache(&st.flags), Instant::now()),
+        };
+        Self::send(out, st);
         Ok(())
     }
 }
@@ -125,7 +199,6 @@ impl Actor for CacheActor {
 #[derive(Debug)]
 pub struct ClusterFlags {
     reload: tokio::task::JoinHandle<()>,
-    digests: tokio::task::JoinHandle<()>,
     actor: ActorRef<CacheMsg>,
     endpoint: ActorRef<FlagWire>,
 }
@@ -142,9 +215,13 @@ impl ClusterFlags {
         let err = |e: ractor::SpawnErr| {
             FlagError::Store(format!("cannot start the flag cache actor: {e}"))
         };
-        let (actor, _) = Actor::spawn(None, CacheActor, flags.clone())
-            .await
-            .map_err(err)?;
+        let (actor, _) = Actor::spawn(
+            None,
+            CacheActor,
+            (flags.clone(), node.identity().name.clone()),
+        )
+        .await
+        .map_err(err)?;
         let (endpoint, _) = Actor::spawn(
             None,
             Endpoint::new(CacheMsg::Wire),
@@ -152,21 +229,9 @@ impl ClusterFlags {
         )
         .await
         .map_err(err)?;
-        flags.on_change(|flag, version| {
-            for ep in remote_members::<FlagWire>(GROUP) {
-                let _ = ep.cast(FlagWire::Changed(flag.clone(), version));
-            }
-        });
-        // Anti-entropy: every node tells the others what its cache holds, once a second.
-        let f = flags.clone();
-        let digests = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(DIGEST_EVERY).await;
-                let d = digest(&f);
-                for ep in remote_members::<FlagWire>(GROUP) {
-                    let _ = ep.cast(FlagWire::Digest(d));
-                }
-            }
+        let to_cache = actor.clone();
+        flags.on_change(move |flag, version| {
+            let _ = to_cache.cast(CacheMsg::Local(flag.clone(), version));
         });
         let f = flags.clone();
         let mut events = node.subscribe();
@@ -190,7 +255,6 @@ impl ClusterFlags {
         });
         Ok(Self {
             reload,
-            digests,
             actor,
             endpoint,
         })
@@ -200,7 +264,6 @@ impl ClusterFlags {
 impl Drop for ClusterFlags {
     fn drop(&mut self) {
         self.reload.abort();
-        self.digests.abort();
         self.endpoint.stop(None);
         self.actor.stop(None);
     }

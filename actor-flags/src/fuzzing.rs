@@ -22,7 +22,11 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
             Gate::PercentageOfActors(0.25),
         ],
     };
-    actor_core::fuzzing::input_for(0, crate::cluster::FlagWire::Changed(flag, 7))
+    let delta = actor_cluster_proto::replication::SyncMsg::Delta {
+        from: "n1".into(),
+        delta: (flag, 7),
+    };
+    actor_core::fuzzing::input_for(0, crate::cluster::FlagWire::Sync(delta))
         .into_iter()
         .collect()
 }

@@ -10,6 +10,8 @@
 //!
 //! * [`identity`]: who a node is and which run of it owns a registration.
 //! * [`membership`]: members with incarnations, failure detection, reconnection.
+//! * [`replication`]: the one skeleton of deltas, digests and anti-entropy that the registry,
+//!   the child table and the flag cache share.
 //! * [`registry`]: cluster-wide unique names, one replica per node.
 //! * [`supervisor`]: the distributed dynamic supervisor's child table, placement and decisions.
 //! * [`wire`]: the identity frame, chunk headers, control frames and group names.
@@ -18,6 +20,7 @@
 pub mod identity;
 pub mod membership;
 pub mod registry;
+pub mod replication;
 pub mod sim;
 pub mod supervisor;
 pub mod wire;

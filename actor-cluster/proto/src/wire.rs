@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{NodeIdentity, Owner};
 
-const MAGIC: &[u8; 4] = b"ACT3";
+const MAGIC: &[u8; 4] = b"ACT4";
 /// Largest identity frame body accepted.
 const MAX_HELLO: usize = 16 * 1024;
 
@@ -31,9 +31,9 @@ struct Hello {
     identity: NodeIdentity,
 }
 
-/// The identity frame a node sends first on every connection: `ACT3` (protocol version 3:
-/// data and control chunks follow; registry and supervisor messages wrap the protocol cores'), a big-endian `u32` length, and the codec-encoded
-/// identity. Public for tests and fuzzing.
+/// The identity frame a node sends first on every connection: `ACT4` (protocol version 4:
+/// data and control chunks follow; registry, child-table and flag-cache messages are the
+/// replication skeleton's), a big-endian `u32` length, and the codec-encoded identity. Public for tests and fuzzing.
 pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, WireError> {
     let hello = codec::encode(&Hello {
         identity: identity.clone(),
@@ -223,10 +223,10 @@ mod tests {
         let frame = identity_frame(&me).unwrap();
         assert_eq!(decode_identity_frame(&frame), Ok(me));
         let mut old = frame.clone();
-        old[3] = b'2';
+        old[3] = b'3';
         assert!(
             decode_identity_frame(&old).is_err(),
-            "an ACT2 peer is refused"
+            "an ACT3 peer is refused"
         );
         assert!(decode_identity_frame(&frame[..frame.len() - 1]).is_err());
     }

@@ -15,7 +15,7 @@ use ractor::{
 };
 
 use super::{Entry, Owner, RegistryError, RegistryEvent, Shared, NAME_CONFLICT};
-use crate::endpoint::{remote_members, SCOPE};
+use crate::endpoint::{remote_members, send_to_node, SCOPE};
 use crate::membership::MemberEvent;
 
 /// pg scope of registered actors.
@@ -26,6 +26,14 @@ const MAX_REMOVED_META: usize = 100_000;
 const UNRESOLVED_GIVE_UP: Duration = Duration::from_secs(3);
 
 /// The wall clock in nanoseconds since the Unix epoch (0 before it).
+/// The time of one input to the replica.
+fn now() -> actor_cluster_proto::Now {
+    actor_cluster_proto::Now {
+        mono: Instant::now(),
+        wall_ns: wall_ns(),
+    }
+}
+
 pub(crate) fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -94,25 +102,13 @@ impl RegActor {
                         let _ = ep.cast(RegWire::Peer(m.clone()));
                     }
                 }
-                RegEffect::Send(node, m) => {
-                    let all = Self::endpoints(st);
-                    let to: Vec<_> = all
-                        .iter()
-                        .filter(|ep| {
-                            st.shared.remote.node_of(*ep).as_deref() == Some(node.as_str())
-                        })
-                        .collect();
-                    // A session not bound yet: every replica gets it (a pull or a state is
-                    // harmless to the others).
-                    let to = if to.is_empty() {
-                        all.iter().collect()
-                    } else {
-                        to
-                    };
-                    for ep in to {
-                        let _ = ep.cast(RegWire::Peer(m.clone()));
-                    }
-                }
+                RegEffect::Send(node, m) => send_to_node(
+                    &st.shared.remote,
+                    &st.endpoints_group,
+                    &node,
+                    m,
+                    RegWire::Peer,
+                ),
                 RegEffect::Publish(changes) => Self::publish(st, changes),
                 RegEffect::StopLost { name, winner } => {
                     tracing::info!(registry = %st.shared.name, %name, winner = ?winner, "name conflict lost; stopping the local actor");
@@ -291,7 +287,7 @@ impl Actor for RegActor {
             }
             RegMsg::Wire(RegWire::Peer(m)) => {
                 tracing::trace!(registry = %st.shared.name, msg = ?m, "from a peer");
-                st.core.on_peer(m, wall_ns())
+                st.core.on_peer(now(), m)
             }
             RegMsg::Wire(RegWire::Flush(reply)) => {
                 let _ = reply.send(());
@@ -304,7 +300,7 @@ impl Actor for RegActor {
                 if !st.unresolved.is_empty() {
                     Self::retry_unresolved(st);
                 }
-                st.core.tick()
+                st.core.tick(now())
             }
         };
         Self::apply(st, effects);

@@ -282,6 +282,11 @@ impl Registry {
         node == self.shared.me.node || self.shared.synced.read().contains(node)
     }
 
+    /// The node's sessions, for sends to one peer.
+    pub(crate) fn remote(&self) -> &crate::Remote {
+        &self.shared.remote
+    }
+
     /// Every registered name.
     pub fn names(&self) -> Vec<String> {
         self.shared.view.read().keys().cloned().collect()

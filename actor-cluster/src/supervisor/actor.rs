@@ -19,7 +19,7 @@ use ractor::{
 };
 
 use super::{ChildKind, DistChildSpec, DistSupervisorError, StartContext, HANDOFF_MAGIC};
-use crate::endpoint::remote_members;
+use crate::endpoint::{remote_members, send_to_node};
 use crate::membership::MemberEvent;
 use crate::registry::{Registry, RegistryError};
 
@@ -101,6 +101,9 @@ impl DsupActor {
                     for ep in remote_members::<DsupWire>(&st.group) {
                         let _ = ep.cast(DsupWire::Peer(m.clone()));
                     }
+                }
+                SupEffect::Send(node, m) => {
+                    send_to_node(st.registry.remote(), &st.group, &node, m, DsupWire::Peer);
                 }
                 SupEffect::Start { id, spec } => {
                     let outcome = self.start(myself, st, &id, spec).await;

@@ -55,10 +55,10 @@ async fn garbage_and_half_open_connections_do_not_hurt_the_node() {
                 payload = b;
             }
             // The magic, then a length far over the limit.
-            1 => payload.extend_from_slice(b"ACT3\xff\xff\xff\xff"),
+            1 => payload.extend_from_slice(b"ACT4\xff\xff\xff\xff"),
             // The magic, a plausible length, and a body that does not decode.
             2 => {
-                payload.extend_from_slice(b"ACT3\x00\x00\x01\x00");
+                payload.extend_from_slice(b"ACT4\x00\x00\x01\x00");
                 let mut b = vec![0u8; 256];
                 rng.fill_bytes(&mut b);
                 payload.extend_from_slice(&b);

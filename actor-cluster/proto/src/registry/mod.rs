@@ -13,8 +13,10 @@
 //!   appeared);
 //! * [`Replica::tick`] every [`DIGEST_INTERVAL`] (anti-entropy).
 //!
-//! Every call that stamps takes `wall_ns`, the wall clock in nanoseconds since the Unix epoch;
-//! the replica keeps a hybrid logical clock over it.
+//! Every call that stamps takes the wall clock in nanoseconds since the Unix epoch (`wall_ns`,
+//! or [`Now::wall_ns`]); the replica keeps a hybrid logical clock over it. Deltas, digests,
+//! pulls and full states are the replication skeleton's ([`crate::replication`]): [`Names`] is
+//! the service it keeps in step.
 //!
 //! # Effects
 //!
@@ -31,9 +33,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use actor_core_base::hlc::{Hlc, Stamp};
-use serde::{Deserialize, Serialize};
 
 use self::state::{Change, Gap, Holder, Op, Owner, Registration, RegistryCore};
+use crate::replication::{Merged, MsgOf, Replicated, Replicator, SyncMsg, SyncOut, Verdict};
+use crate::Now;
 
 /// The exit reason given to a registered actor that lost a name conflict.
 pub const NAME_CONFLICT: &str = "NameConflict";
@@ -41,18 +44,18 @@ pub const NAME_CONFLICT: &str = "NameConflict";
 /// How often a replica announces its own version (anti-entropy).
 pub const DIGEST_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Messages between replicas of one registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RegPeerMsg {
-    /// One change of an owner, with the owner's version after it.
-    Delta(Owner, u64, Op),
-    /// An owner's current version.
-    Digest(Owner, u64),
-    /// "Owner, send your full state."
-    Pull(Owner),
-    /// An owner's full state at a version.
-    Full(Owner, u64, Vec<Registration>),
-}
+/// One owner's change, with the owner's version after it.
+pub type RegDelta = (Owner, u64, Op);
+
+/// An owner's current version.
+pub type RegDigest = (Owner, u64);
+
+/// An owner's full state at a version.
+pub type RegPart = (Owner, u64, Vec<Registration>);
+
+/// Messages between replicas of one registry (the replication skeleton's, see
+/// [`crate::replication`]).
+pub type RegPeerMsg = MsgOf<Names>;
 
 /// What the shell must do after a call (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,44 +75,106 @@ pub enum RegEffect {
     },
 }
 
+/// The registry's replicated data and the clock that stamps it: the service the replication
+/// skeleton keeps in step. Each node owns its own registrations (versioned per owner): a delta
+/// out of sequence is a gap, a digest is an owner's version, and a node that is behind on an
+/// owner pulls that owner's full state.
+#[derive(Debug, Clone)]
+pub struct Names {
+    core: RegistryCore,
+    clock: Hlc,
+}
+
+impl Replicated for Names {
+    type Delta = RegDelta;
+    type Digest = RegDigest;
+    type Part = RegPart;
+    type Change = Change;
+
+    fn apply_delta(
+        &mut self,
+        _: &str,
+        (owner, version, op): RegDelta,
+        wall_ns: u64,
+    ) -> Merged<Change> {
+        if let Op::Put(r) = &op {
+            self.clock.observe(&r.stamp, wall_ns);
+        }
+        match self.core.apply_delta(&owner, version, op) {
+            Ok(changes) => Merged::Applied(changes),
+            Err(Gap) => Merged::Gap,
+        }
+    }
+
+    fn digest(&self) -> RegDigest {
+        (self.core.me().clone(), self.core.own().0)
+    }
+
+    fn compare(&self, _: &str, (owner, version): &RegDigest) -> Verdict {
+        if self.core.is_behind(owner, *version) {
+            Verdict::PullTheirs
+        } else {
+            // Everything the owner has, this replica has (its full state may have been lost on
+            // the way, and an owner with nothing registered sends no delta).
+            Verdict::InSync
+        }
+    }
+
+    fn parts(&self) -> Vec<RegPart> {
+        let (version, regs) = self.core.own();
+        vec![(self.core.me().clone(), version, regs)]
+    }
+
+    fn apply_part(
+        &mut self,
+        _: &str,
+        (owner, version, regs): RegPart,
+        wall_ns: u64,
+    ) -> Vec<Change> {
+        for r in &regs {
+            self.clock.observe(&r.stamp, wall_ns);
+        }
+        self.core.apply_full(&owner, version, regs)
+    }
+}
+
 /// One node's replica of a registry, with its whole policy.
 #[derive(Debug, Clone)]
 pub struct Replica {
-    core: RegistryCore,
-    clock: Hlc,
-    /// Nodes whose state this replica has received (a full state, or a delta in sequence)
-    /// since they came up.
-    synced: BTreeSet<String>,
+    names: Names,
+    sync: Replicator,
 }
 
 impl Replica {
     /// An empty replica for the node incarnation `me`.
     pub fn new(me: Owner) -> Self {
         Self {
-            clock: Hlc::new(me.node.clone()),
-            core: RegistryCore::new(me),
-            synced: BTreeSet::new(),
+            sync: Replicator::new(me.node.clone(), DIGEST_INTERVAL, DIGEST_INTERVAL),
+            names: Names {
+                clock: Hlc::new(me.node.clone()),
+                core: RegistryCore::new(me),
+            },
         }
     }
 
     /// The replicated data (winners, versions).
     pub fn state(&self) -> &RegistryCore {
-        &self.core
+        &self.names.core
     }
 
     /// This node.
     pub fn me(&self) -> &Owner {
-        self.core.me()
+        self.names.core.me()
     }
 
     /// Whether this replica has received the state of node `node` since it came up.
     pub fn is_synced_with(&self, node: &str) -> bool {
-        node == self.core.me().node || self.synced.contains(node)
+        self.sync.is_synced_with(node)
     }
 
     /// The nodes whose state this replica has received since they came up.
     pub fn synced(&self) -> &BTreeSet<String> {
-        &self.synced
+        self.sync.synced()
     }
 
     /// Registers `name` here. Fails with the current holder if the name is taken.
@@ -119,79 +184,50 @@ impl Replica {
         meta: Vec<u8>,
         wall_ns: u64,
     ) -> Result<Vec<RegEffect>, Holder> {
-        let stamp = self.clock.now(wall_ns);
-        let (version, op, changes) = self.core.register_local(name, stamp, meta)?;
+        let stamp = self.names.clock.now(wall_ns);
+        let (version, op, changes) = self.names.core.register_local(name, stamp, meta)?;
         Ok(self.local_change(version, op, changes))
     }
 
     /// Unregisters a name this node holds (`None`: it holds no such name).
     pub fn unregister(&mut self, name: &str) -> Option<Vec<RegEffect>> {
-        let (version, op, changes) = self.core.unregister_local(name)?;
+        let (version, op, changes) = self.names.core.unregister_local(name)?;
         Some(self.local_change(version, op, changes))
     }
 
     /// Replaces the metadata of a name this node holds (`None`: it holds no such name).
     pub fn update_meta(&mut self, name: &str, meta: Vec<u8>) -> Option<Vec<RegEffect>> {
-        let (version, op, changes) = self.core.update_meta_local(name, meta)?;
+        let (version, op, changes) = self.names.core.update_meta_local(name, meta)?;
         Some(self.local_change(version, op, changes))
     }
 
     fn local_change(&mut self, version: u64, op: Op, changes: Vec<Change>) -> Vec<RegEffect> {
-        let me = self.core.me().clone();
-        vec![
-            RegEffect::Broadcast(RegPeerMsg::Delta(me, version, op)),
-            RegEffect::Publish(changes),
-        ]
+        let me = self.me().clone();
+        let mut out = Vec::new();
+        Self::sync_effects(vec![self.sync.delta::<Names>((me, version, op))], &mut out);
+        out.push(RegEffect::Publish(changes));
+        out
     }
 
-    fn full(&self) -> RegPeerMsg {
-        let (version, regs) = self.core.own();
-        RegPeerMsg::Full(self.core.me().clone(), version, regs)
+    fn sync_effects(sync: Vec<SyncOut<RegPeerMsg>>, out: &mut Vec<RegEffect>) {
+        for o in sync {
+            match o {
+                SyncOut::Broadcast(m) => out.push(RegEffect::Broadcast(m)),
+                SyncOut::Send(n, m) => out.push(RegEffect::Send(n, m)),
+                // The registry's truth is its replicas: its digests never ask for a refresh.
+                SyncOut::Refresh => {}
+            }
+        }
     }
 
     /// A message from another node's replica.
-    pub fn on_peer(&mut self, msg: RegPeerMsg, wall_ns: u64) -> Vec<RegEffect> {
+    pub fn on_peer(&mut self, now: Now, msg: RegPeerMsg) -> Vec<RegEffect> {
+        let synced = self
+            .sync
+            .on_message(&mut self.names, now.mono, now.wall_ns, msg);
         let mut out = Vec::new();
-        match msg {
-            RegPeerMsg::Delta(owner, version, op) => {
-                if let Op::Put(r) = &op {
-                    self.clock.observe(&r.stamp, wall_ns);
-                }
-                match self.core.apply_delta(&owner, version, op) {
-                    Ok(changes) => {
-                        if owner != *self.core.me() {
-                            self.synced.insert(owner.node.clone());
-                        }
-                        self.changed(changes, &mut out);
-                    }
-                    Err(Gap) => out.push(RegEffect::Broadcast(RegPeerMsg::Pull(owner))),
-                }
-            }
-            RegPeerMsg::Digest(owner, version) => {
-                if self.core.is_behind(&owner, version) {
-                    out.push(RegEffect::Send(owner.node.clone(), RegPeerMsg::Pull(owner)));
-                } else if owner.node != self.core.me().node {
-                    // Everything the owner has, this replica has (its full state may have been
-                    // lost on the way, and an owner with nothing registered sends no delta).
-                    self.synced.insert(owner.node.clone());
-                }
-            }
-            RegPeerMsg::Pull(owner) => {
-                if owner == *self.core.me() {
-                    out.push(RegEffect::Broadcast(self.full()));
-                }
-            }
-            RegPeerMsg::Full(owner, version, regs) => {
-                for r in &regs {
-                    self.clock.observe(&r.stamp, wall_ns);
-                }
-                let changes = self.core.apply_full(&owner, version, regs);
-                if owner.node != self.core.me().node {
-                    self.synced.insert(owner.node.clone());
-                }
-                self.changed(changes, &mut out);
-            }
-        }
+        Self::sync_effects(synced.out, &mut out);
+        self.changed(synced.changes, &mut out);
         out
     }
 
@@ -201,7 +237,7 @@ impl Replica {
         if !changes.is_empty() {
             out.push(RegEffect::Publish(changes));
         }
-        for (name, winner) in self.core.lost_locally(&names) {
+        for (name, winner) in self.names.core.lost_locally(&names) {
             out.push(RegEffect::StopLost {
                 name: name.clone(),
                 winner: winner.owner,
@@ -212,20 +248,32 @@ impl Replica {
         }
     }
 
-    /// A member came up: it gets this node's full state.
-    pub fn on_member_up(&mut self, _node: &str) -> Vec<RegEffect> {
-        vec![RegEffect::Broadcast(self.full())]
+    /// A member came up, or its replica became reachable: it gets this node's full state.
+    pub fn on_member_up(&mut self, node: &str) -> Vec<RegEffect> {
+        let mut out = Vec::new();
+        Self::sync_effects(self.sync.on_peer_up(&self.names, node), &mut out);
+        out
     }
 
     /// Another node's replica became reachable: it gets this node's full state.
     pub fn on_peer_joined(&mut self, node: &str) -> Vec<RegEffect> {
-        vec![RegEffect::Send(node.to_owned(), self.full())]
+        let mut out = Vec::new();
+        for part in self.names.parts() {
+            out.push(RegEffect::Send(
+                node.to_owned(),
+                SyncMsg::Part {
+                    from: self.me().node.clone(),
+                    part,
+                },
+            ));
+        }
+        out
     }
 
     /// A member went down or left: its registrations go with it.
     pub fn on_member_down(&mut self, node: &str) -> Vec<RegEffect> {
-        self.synced.remove(node);
-        let changes = self.core.drop_node(node);
+        self.sync.on_peer_down(node);
+        let changes = self.names.core.drop_node(node);
         if changes.is_empty() {
             Vec::new()
         } else {
@@ -234,17 +282,15 @@ impl Replica {
     }
 
     /// Anti-entropy: announce this node's version (call every [`DIGEST_INTERVAL`]).
-    pub fn tick(&mut self) -> Vec<RegEffect> {
-        let (version, _) = self.core.own();
-        vec![RegEffect::Broadcast(RegPeerMsg::Digest(
-            self.core.me().clone(),
-            version,
-        ))]
+    pub fn tick(&mut self, now: Now) -> Vec<RegEffect> {
+        let mut out = Vec::new();
+        Self::sync_effects(self.sync.tick(&self.names, now.mono), &mut out);
+        out
     }
 
     /// The latest stamp of this replica's clock.
     pub fn clock(&self) -> Stamp {
-        self.clock.current()
+        self.names.clock.current()
     }
 }
 
@@ -260,13 +306,20 @@ mod tests {
         }
     }
 
+    fn now() -> Now {
+        Now {
+            mono: std::time::Instant::now(),
+            wall_ns: 0,
+        }
+    }
+
     /// Delivers every broadcast and send of `from`'s effects to `to`.
     fn deliver(effects: Vec<RegEffect>, to: &mut Replica) -> Vec<RegEffect> {
         let mut out = Vec::new();
         for e in effects {
             match e {
-                RegEffect::Broadcast(m) => out.extend(to.on_peer(m, 0)),
-                RegEffect::Send(n, m) if n == to.me().node => out.extend(to.on_peer(m, 0)),
+                RegEffect::Broadcast(m) => out.extend(to.on_peer(now(), m)),
+                RegEffect::Send(n, m) if n == to.me().node => out.extend(to.on_peer(now(), m)),
                 _ => {}
             }
         }
@@ -295,7 +348,10 @@ mod tests {
         // After seeing a's stamp, b's next registration is stamped after it.
         let later = b.register("y", vec![], 20).unwrap();
         let stamp = later.iter().find_map(|e| match e {
-            RegEffect::Broadcast(RegPeerMsg::Delta(_, _, Op::Put(r))) => Some(r.stamp.clone()),
+            RegEffect::Broadcast(SyncMsg::Delta {
+                delta: (_, _, Op::Put(r)),
+                ..
+            }) => Some(r.stamp.clone()),
             _ => None,
         });
         assert!(stamp.is_some_and(|s| s.wall_ns >= 1_000_000));
@@ -310,7 +366,7 @@ mod tests {
         let pulls = deliver(second, &mut b);
         assert!(matches!(
             pulls.as_slice(),
-            [RegEffect::Broadcast(RegPeerMsg::Pull(o))] if *o == owner("a")
+            [RegEffect::Send(n, SyncMsg::Pull { from })] if n == "a" && from == "b"
         ));
         let full = deliver(pulls, &mut a);
         deliver(full, &mut b);
@@ -318,7 +374,7 @@ mod tests {
         assert_eq!(b.state().winners().len(), 2);
         // A digest of an owner b is behind on asks that owner.
         let _lost = a.register("z", vec![], 3).unwrap();
-        let asks = deliver(a.tick(), &mut b);
-        assert!(matches!(asks.as_slice(), [RegEffect::Send(n, RegPeerMsg::Pull(_))] if n == "a"));
+        let asks = deliver(a.tick(now()), &mut b);
+        assert!(matches!(asks.as_slice(), [RegEffect::Send(n, SyncMsg::Pull { .. })] if n == "a"));
     }
 }

@@ -113,7 +113,7 @@ impl SimNode {
             }
             Wire::Reg(m) => {
                 let _ = from;
-                let effects = self.registry.on_peer(m, now.wall_ns);
+                let effects = self.registry.on_peer(now, m);
                 let mut out = Vec::new();
                 self.reg_effects(now, effects, &mut out);
                 self.settle(now, &mut out);
@@ -161,6 +161,7 @@ impl SimNode {
         for e in effects {
             match e {
                 SupEffect::Broadcast(m) => out.push(Out::Broadcast(Wire::Sup(m))),
+                SupEffect::Send(n, m) => out.push(Out::Send(n, Wire::Sup(m))),
                 SupEffect::Start { id, .. } => {
                     let outcome = match self.registry.register(&id, Vec::new(), now.wall_ns) {
                         Ok(reg) => {
@@ -213,7 +214,7 @@ impl SimNode {
 
     pub(crate) fn tick_services(&mut self, now: Now) -> Vec<Out> {
         let mut out = Vec::new();
-        let reg = self.registry.tick();
+        let reg = self.registry.tick(now);
         self.reg_effects(now, reg, &mut out);
         let sup = self.sup.tick(now, &self.registry);
         self.sup_effects(now, sup, &mut out);

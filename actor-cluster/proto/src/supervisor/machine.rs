@@ -25,6 +25,9 @@ impl SupervisorCore {
         members.insert(me.clone(), kinds.clone());
         Self {
             clock: Hlc::new(me.clone()),
+            sync: sync::replicator(&me),
+            had_quorum: false,
+            quorum_lost: false,
             me,
             kinds,
             placement,
@@ -38,7 +41,6 @@ impl SupervisorCore {
             hold_until: None,
             dirty: false,
             ticks: 0,
-            last_full: None,
             draining: false,
             lost: BTreeMap::new(),
         }
@@ -107,24 +109,6 @@ impl SupervisorCore {
         })
     }
 
-    fn rows_effects(rows: &[Row], out: &mut Vec<SupEffect>) {
-        for chunk in rows.chunks(ROWS_PER_MESSAGE) {
-            out.push(SupEffect::Broadcast(SupPeerMsg::Rows(chunk.to_vec())));
-        }
-    }
-
-    fn send_full(&mut self, now: Instant, out: &mut Vec<SupEffect>) {
-        if self
-            .last_full
-            .is_some_and(|t| now.saturating_duration_since(t) < FULL_MIN_INTERVAL)
-        {
-            return;
-        }
-        self.last_full = Some(now);
-        let rows: Vec<Row> = self.table.rows().cloned().collect();
-        Self::rows_effects(&rows, out);
-    }
-
     fn quorum(&self) -> bool {
         let live: Vec<String> = self.members.keys().cloned().collect();
         self.placement.has_quorum(&live)
@@ -165,7 +149,7 @@ impl SupervisorCore {
             .map(|spec| self.put_row(spec, ChildStatus::Live, now))
             .collect();
         let mut out = Vec::new();
-        Self::rows_effects(&rows, &mut out);
+        self.rows_changed(&rows, &mut out);
         self.dirty = true;
         Ok(out)
     }
@@ -176,7 +160,9 @@ impl SupervisorCore {
             Some(row) if row.status != ChildStatus::Removed => {
                 let row = self.put_row(row.spec, ChildStatus::Removed, now);
                 self.dirty = true;
-                Ok(vec![SupEffect::Broadcast(SupPeerMsg::Rows(vec![row]))])
+                let mut out = Vec::new();
+                self.rows_changed(&[row], &mut out);
+                Ok(out)
             }
             _ => Err(SupRefusal::NotFound(id.to_owned())),
         }
@@ -216,11 +202,15 @@ impl SupervisorCore {
     pub fn on_peer(&mut self, now: Now, msg: SupPeerMsg) -> Vec<SupEffect> {
         let mut out = Vec::new();
         match msg {
-            SupPeerMsg::Rows(rows) => {
-                for r in rows {
-                    self.clock.observe(&r.stamp, now.wall_ns);
-                    self.dirty |= self.table.merge(r);
+            SupPeerMsg::Table(m) => {
+                if let crate::replication::SyncMsg::Digest { from, .. } = &m {
+                    if !self.members.contains_key(from) && !self.leaving.contains(from) {
+                        // A peer whose kinds we do not know: hello until it answers with its own.
+                        self.pending.entry(from.clone()).or_insert(now.mono);
+                        out.push(self.hello(true));
+                    }
                 }
+                self.on_table(now, m, &mut out);
             }
             SupPeerMsg::Hello {
                 node,
@@ -241,16 +231,6 @@ impl SupervisorCore {
                 }
                 self.dirty = true;
             }
-            SupPeerMsg::Digest { node, rows, newest } => {
-                if !self.members.contains_key(&node) && !self.leaving.contains(&node) {
-                    // A peer whose kinds we do not know: hello until it answers with its own.
-                    self.pending.entry(node).or_insert(now.mono);
-                    out.push(self.hello(true));
-                }
-                if self.table.digest() != (rows, newest) {
-                    self.send_full(now.mono, &mut out);
-                }
-            }
             SupPeerMsg::Leaving(node) => {
                 self.leaving.insert(node);
                 self.dirty = true;
@@ -265,13 +245,13 @@ impl SupervisorCore {
         self.members.remove(node);
         self.pending.insert(node.to_owned(), now.mono);
         let mut out = vec![self.hello(true)];
-        self.last_full = None;
-        self.send_full(now.mono, &mut out);
+        self.table_to_new_peer(node, &mut out);
         out
     }
 
     /// A member went down or left.
     pub fn on_member_down(&mut self, now: Now, node: &str) {
+        self.sync.on_peer_down(node);
         self.members.remove(node);
         self.pending.remove(node);
         self.leaving.remove(node);
@@ -342,6 +322,18 @@ impl SupervisorCore {
     /// Decides what this node starts, stops and moves now.
     pub fn reconcile(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
         self.dirty = false;
+        let quorum = self.quorum();
+        if quorum && self.quorum_lost {
+            // A majority again after none: the other side of the split may see one too for a
+            // moment (a member that came up counts on both until the sides meet). Wait, as
+            // after a member went down, before starting anything.
+            let delay = self.placement.restart_delay();
+            if !delay.is_zero() {
+                self.hold_until = Some(now.mono + delay);
+            }
+        }
+        self.quorum_lost = !quorum && (self.had_quorum || self.quorum_lost);
+        self.had_quorum |= quorum;
         if self.hold_until.is_some_and(|t| now.mono >= t) {
             self.hold_until = None;
         }
@@ -432,13 +424,13 @@ impl SupervisorCore {
         };
         let row = self.put_row(row.spec, status, now);
         self.dirty = true;
-        vec![
-            SupEffect::Broadcast(SupPeerMsg::Rows(vec![row])),
-            SupEffect::Event(SupEvent::Failed {
-                id: id.to_owned(),
-                reason,
-            }),
-        ]
+        let mut out = Vec::new();
+        self.rows_changed(&[row], &mut out);
+        out.push(SupEffect::Event(SupEvent::Failed {
+            id: id.to_owned(),
+            reason,
+        }));
+        out
     }
 
     /// A local child stopped.
@@ -464,7 +456,7 @@ impl SupervisorCore {
         if !should_restart(row.spec.restart.into(), &exit) {
             self.running.remove(id);
             let row = self.put_row(row.spec, ChildStatus::Removed, now);
-            out.push(SupEffect::Broadcast(SupPeerMsg::Rows(vec![row])));
+            self.rows_changed(&[row], &mut out);
             return out;
         }
         let allowed = self
@@ -487,12 +479,8 @@ impl SupervisorCore {
     /// Periodic work (every [`TICK_INTERVAL`]): the digest, hellos to members whose kinds are
     /// unknown, and a reconciliation every few ticks (every tick while holding).
     pub fn tick(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
-        let (rows, newest) = self.table.digest();
-        let mut out = vec![SupEffect::Broadcast(SupPeerMsg::Digest {
-            node: self.me.clone(),
-            rows,
-            newest,
-        })];
+        let mut out = Vec::new();
+        self.table_digest(now, &mut out);
         if !self.pending.is_empty() {
             out.push(self.hello(true));
         }

@@ -25,7 +25,9 @@
 //!
 //! # Effects
 //!
-//! * [`SupEffect::Broadcast`]: send to every other node's supervisor that is reachable now.
+//! * [`SupEffect::Broadcast`]: send to every other node's supervisor that is reachable now;
+//!   [`SupEffect::Send`]: to one node's (the child table's copies and pulls, through the
+//!   replication skeleton of [`crate::replication`]).
 //! * [`SupEffect::Start`]: start a child of the spec's kind (with its handed-off state, if its
 //!   last registration carried one), register it under its id, then report
 //!   [`SupervisorCore::on_started`]: [`StartOutcome::Taken`] if the registry refused the name
@@ -46,21 +48,27 @@
 
 mod machine;
 pub mod placement;
+mod sync;
 pub mod table;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_core_base::hlc::{Hlc, Stamp};
+use actor_core_base::hlc::Hlc;
 use actor_core_base::supervision::RestartWindow;
 use serde::{Deserialize, Serialize};
 
 pub use self::placement::{
     candidates, reconcile, Decision, Placement, Quorum, RandomPlacement, Uniform, View,
 };
+pub use self::sync::{TableDigest, TableMsg};
 pub use self::table::{ChildStatus, ChildTable, DistChildSpec, RestartType, Row};
 use crate::registry::Replica;
+use crate::replication::Replicator;
 
 /// How long a member that came up may take to introduce its supervisor before it is taken not to
 /// run one (starts wait for it meanwhile).
@@ -73,10 +81,7 @@ pub const JOIN_SYNC_GRACE: Duration = Duration::from_secs(5);
 /// How often the shell calls [`SupervisorCore::tick`].
 pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// A full table is sent at most this often.
-const FULL_MIN_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Rows per `Rows` message.
+/// Rows per table message.
 const ROWS_PER_MESSAGE: usize = 2000;
 
 /// What the core reads of the supervisor's registry.
@@ -118,8 +123,8 @@ impl RegistryView for Replica {
 /// Messages between nodes' parts of one supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SupPeerMsg {
-    /// Rows of the child table.
-    Rows(Vec<Row>),
+    /// The child table's replication: rows, digests, copies.
+    Table(TableMsg),
     /// A node's kinds and the members whose supervisors it knows; `ask`: answer with yours.
     Hello {
         /// The sender.
@@ -130,15 +135,6 @@ pub enum SupPeerMsg {
         ask: bool,
         /// The members (the sender included) whose supervisors it knows.
         members: Vec<String>,
-    },
-    /// The sender's table digest (anti-entropy).
-    Digest {
-        /// The sender.
-        node: String,
-        /// Rows in its table.
-        rows: u64,
-        /// Its newest stamp.
-        newest: Stamp,
     },
     /// The sender drains: it hands its children off and runs no new ones.
     Leaving(String),
@@ -173,6 +169,8 @@ pub enum SupEvent {
 pub enum SupEffect {
     /// Send to every reachable supervisor peer.
     Broadcast(SupPeerMsg),
+    /// Send to this node's supervisor peer (to every one, if the shell cannot tell which).
+    Send(String, SupPeerMsg),
     /// Start this child here, register it, and report [`SupervisorCore::on_started`].
     Start {
         /// The child.
@@ -255,7 +253,10 @@ pub struct SupervisorCore {
     hold_until: Option<Instant>,
     dirty: bool,
     ticks: u64,
-    last_full: Option<Instant>,
+    sync: Replicator,
+    /// Whether this node has seen a quorum since it started, and whether it lost it since.
+    had_quorum: bool,
+    quorum_lost: bool,
     draining: bool,
     /// Children whose registration went away, and the node they ran on.
     lost: BTreeMap<String, String>,
