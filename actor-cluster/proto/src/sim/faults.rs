@@ -86,6 +86,12 @@ impl Sim {
     }
 
     pub(super) fn fault(&mut self, f: Fault) -> Result<(), Violation> {
+        // A frozen process runs nothing: its children cannot crash and it takes no request.
+        if let Fault::ChildCrash(i) | Fault::PutChildren(i) = f {
+            if self.slots.get(i).is_some_and(|s| s.frozen) {
+                return Ok(());
+            }
+        }
         let counted = !matches!(f, Fault::PutChildren(_));
         match f {
             Fault::Start(i) => {
