@@ -35,6 +35,22 @@ pub struct NodeBuilder {
     tls: Option<TlsConfig>,
     incarnation: Option<u64>,
     max_outbound: u64,
+    /// Seeds given to [`NodeBuilder::seeds`], checked at start.
+    seeds: Vec<String>,
+}
+
+/// Whether `seed` reads as `host:port` (`[v6]:port` for an IPv6 address), with a port number.
+fn well_formed_seed(seed: &str) -> bool {
+    let Some((host, port)) = seed.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = match host.strip_prefix('[') {
+        Some(v6) => v6
+            .strip_suffix(']')
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => !host.is_empty() && !host.contains(':') && !host.contains(char::is_whitespace),
+    };
+    host_ok && port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -77,7 +93,9 @@ impl NodeBuilder {
     }
 
     /// Seed nodes (`host:port`), a [`StaticSeeds`] discovery source.
-    pub fn seeds<I: IntoIterator<Item = S>, S: Into<String>>(self, seeds: I) -> Self {
+    pub fn seeds<I: IntoIterator<Item = S>, S: Into<String>>(mut self, seeds: I) -> Self {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        self.seeds.extend(seeds.iter().cloned());
         self.discovery(StaticSeeds::new(seeds))
     }
 
@@ -124,6 +142,11 @@ impl NodeBuilder {
             return Err(ClusterError::InvalidConfig(format!(
                 "node name {:?}: it must be non-empty, without '@', '|', spaces or control characters",
                 self.name
+            )));
+        }
+        if let Some(bad) = self.seeds.iter().find(|s| !well_formed_seed(s)) {
+            return Err(ClusterError::InvalidConfig(format!(
+                "seed {bad:?}: expected host:port (for example 10.0.0.5:4370 or [::1]:4370)"
             )));
         }
         let listener = TcpListener::bind(self.listen)
@@ -333,8 +356,10 @@ impl Drop for Inner {
     }
 }
 
-/// A cluster node (one per OS process: ractor's registries are process-global).
+/// A cluster node (one per OS process: ractor's registries are process-global). The node stops
+/// when its last handle is dropped.
 #[derive(Clone)]
+#[must_use = "the node stops when its last handle is dropped"]
 pub struct Node {
     inner: Arc<Inner>,
 }
@@ -358,6 +383,7 @@ impl Node {
             tls: None,
             incarnation: None,
             max_outbound: 16_384,
+            seeds: Vec::new(),
         }
     }
 
@@ -423,5 +449,41 @@ impl Node {
             .stop_and_wait(None, Some(Duration::from_secs(2)))
             .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{well_formed_seed, Node};
+    use crate::ClusterError;
+
+    #[tokio::test]
+    async fn a_malformed_seed_fails_the_start() {
+        let r = Node::builder("n1").seeds(["10.0.0.5"]).start().await;
+        assert!(
+            matches!(&r, Err(ClusterError::InvalidConfig(why)) if why.contains("10.0.0.5")),
+            "{:?}",
+            r.map(|n| n.identity().clone())
+        );
+    }
+
+    #[test]
+    fn seeds_must_read_as_host_and_port() {
+        for good in ["127.0.0.1:4370", "node-a.cluster.local:4370", "[::1]:4370"] {
+            assert!(well_formed_seed(good), "{good}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:",
+            ":4370",
+            "host:port",
+            "host:0",
+            "::1:4370",
+            "a b:1",
+            "[x]:1",
+        ] {
+            assert!(!well_formed_seed(bad), "{bad}");
+        }
     }
 }

@@ -195,8 +195,25 @@ impl Actor for CacheActor {
     }
 }
 
-/// Keeps this node's [`Flags`] in step with the other nodes.
+/// Keeps this node's [`Flags`] in step with the other nodes, for as long as it is kept: dropping
+/// it stops flag sync on this node (`let _ = ClusterFlags::start(..)` drops it at once; bind it
+/// to a name that lives as long as the node).
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # async fn f(node: actor_cluster::Node, flags: actor_flags::Flags) -> Result<(), actor_flags::FlagError> {
+/// actor_flags::ClusterFlags::start(&node, flags, std::time::Duration::from_secs(30)).await?;
+/// # Ok(()) }
+/// ```
+///
+/// ```no_run
+/// #![deny(unused_must_use)]
+/// # async fn f(node: actor_cluster::Node, flags: actor_flags::Flags) -> Result<(), actor_flags::FlagError> {
+/// let _sync = actor_flags::ClusterFlags::start(&node, flags, std::time::Duration::from_secs(30)).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
+#[must_use = "dropping ClusterFlags stops flag sync on this node"]
 pub struct ClusterFlags {
     reload: tokio::task::JoinHandle<()>,
     actor: ActorRef<CacheMsg>,

@@ -13,6 +13,7 @@ use crate::{FlagError, Flags};
 
 /// Subscribed to FWF's change channel; stops when dropped.
 #[derive(Debug)]
+#[must_use = "the subscription stops when this is dropped"]
 pub struct RedisChannel {
     task: tokio::task::JoinHandle<()>,
     unique_id: String,
