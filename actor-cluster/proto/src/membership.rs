@@ -88,7 +88,24 @@ pub enum Action {
     Close(String),
     /// Tell subscribers.
     Emit(MemberEvent),
+    /// Dials to this address keep failing: tell the operator (a wrong address, nothing
+    /// listening, another cookie). Said after [`DIAL_WARN_AFTER`] failures in a row, then every
+    /// [`DIAL_WARN_EVERY`].
+    Unreachable {
+        /// The address.
+        addr: SocketAddr,
+        /// The name expected there, if known.
+        name: Option<String>,
+        /// Failed dials in a row.
+        failures: u32,
+    },
 }
+
+/// Failed dials in a row to one address before [`Action::Unreachable`].
+pub const DIAL_WARN_AFTER: u32 = 5;
+
+/// After the first [`Action::Unreachable`], how many more failures before the next.
+pub const DIAL_WARN_EVERY: u32 = 50;
 
 /// Failure-detection and reconnection timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +163,8 @@ struct Target {
     in_flight: bool,
     next: Instant,
     backoff: Duration,
+    /// Failed dials in a row.
+    failures: u32,
 }
 
 /// The membership state machine of one node.
@@ -222,6 +241,7 @@ impl Membership {
                 in_flight: false,
                 next: now,
                 backoff: self.timings.reconnect_initial,
+                failures: 0,
             });
         }
         self.dial_due(now)
@@ -229,12 +249,24 @@ impl Membership {
 
     /// A dial finished without a session (refused, timed out, wrong peer).
     pub fn on_dial_failed(&mut self, addr: SocketAddr, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
         if let Some(t) = self.targets.get_mut(&addr) {
             t.in_flight = false;
             t.next = now + t.backoff;
             t.backoff = (t.backoff * 2).min(self.timings.reconnect_max);
+            t.failures = t.failures.saturating_add(1);
+            if t.failures == DIAL_WARN_AFTER
+                || (t.failures > DIAL_WARN_AFTER
+                    && (t.failures - DIAL_WARN_AFTER) % DIAL_WARN_EVERY == 0)
+            {
+                out.push(Action::Unreachable {
+                    addr,
+                    name: t.name.clone(),
+                    failures: t.failures,
+                });
+            }
         }
-        Vec::new()
+        out
     }
 
     /// A dial reached a node that turned out to be this node: never dial that address again.
@@ -252,6 +284,7 @@ impl Membership {
             t.in_flight = false;
             t.name = Some(peer.name.clone());
             t.backoff = self.timings.reconnect_initial;
+            t.failures = 0;
         } else {
             self.targets.insert(
                 peer.addr,
@@ -260,6 +293,7 @@ impl Membership {
                     in_flight: false,
                     next: now,
                     backoff: self.timings.reconnect_initial,
+                    failures: 0,
                 },
             );
         }
@@ -364,6 +398,7 @@ impl Membership {
                 in_flight: false,
                 next,
                 backoff,
+                failures: 0,
             });
             target.name = Some(node.name.clone());
         }
@@ -497,6 +532,34 @@ mod tests {
         // Backoff doubled to 200 ms.
         assert!(dials(&m.tick(t0 + Duration::from_millis(250))).is_empty());
         assert_eq!(dials(&m.tick(t0 + Duration::from_millis(300))), vec![seed]);
+    }
+
+    #[test]
+    fn dials_that_keep_failing_are_reported_then_rarely_and_a_session_resets_the_count() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(node("a", 1, 1), Timings::default());
+        let b = node("b", 1, 2);
+        let _ = m.on_discovered(&[b.addr], t0);
+        let unreachable = |acts: &[Action]| {
+            acts.iter()
+                .filter(|a| matches!(a, Action::Unreachable { .. }))
+                .count()
+        };
+        let mut said = Vec::new();
+        for i in 1..=(DIAL_WARN_AFTER + DIAL_WARN_EVERY) {
+            if unreachable(&m.on_dial_failed(b.addr, t0)) > 0 {
+                said.push(i);
+            }
+        }
+        assert_eq!(
+            said,
+            vec![DIAL_WARN_AFTER, DIAL_WARN_AFTER + DIAL_WARN_EVERY]
+        );
+        let _ = m.on_session_up(b.clone(), t0);
+        for _ in 1..DIAL_WARN_AFTER {
+            assert_eq!(unreachable(&m.on_dial_failed(b.addr, t0)), 0);
+        }
+        assert_eq!(unreachable(&m.on_dial_failed(b.addr, t0)), 1);
     }
 
     #[test]

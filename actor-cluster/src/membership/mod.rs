@@ -82,6 +82,8 @@ pub(crate) struct MembershipState {
     identities: HashMap<String, NodeIdentity>,
     /// Dials awaiting their session, by peer name.
     dialing: HashMap<String, SocketAddr>,
+    /// The last error of a failed dial, by address (for the unreachable warning).
+    last_dial_error: HashMap<SocketAddr, String>,
     /// Ready sessions.
     sessions: HashMap<ActorId, (String, ActorRef<NodeSessionMessage>)>,
     leaving: bool,
@@ -127,6 +129,20 @@ impl MembershipActor {
                             }
                         }
                     });
+                }
+                Action::Unreachable {
+                    addr,
+                    name,
+                    failures,
+                } => {
+                    let error = st.last_dial_error.get(&addr).cloned().unwrap_or_default();
+                    tracing::warn!(
+                        %addr,
+                        expected = name.as_deref().unwrap_or("?"),
+                        failures,
+                        %error,
+                        "cannot reach this address: is a node listening there, with this cluster's cookie?"
+                    );
                 }
                 Action::Close(name) => {
                     st.transport.close_peer(&name);
@@ -180,6 +196,7 @@ impl Actor for MembershipActor {
             events: args.events,
             identities: HashMap::new(),
             dialing: HashMap::new(),
+            last_dial_error: HashMap::new(),
             sessions: HashMap::new(),
             leaving: false,
         })
@@ -212,6 +229,10 @@ impl Actor for MembershipActor {
                     }
                     err => {
                         tracing::debug!(%addr, error = %err, "dial failed");
+                        if st.last_dial_error.len() > 1024 {
+                            st.last_dial_error.clear();
+                        }
+                        st.last_dial_error.insert(addr, err.to_string());
                         st.core.on_dial_failed(addr, now)
                     }
                 }
@@ -241,10 +262,15 @@ impl Actor for MembershipActor {
                 Some((name, _)) => st.core.on_session_down(&name, now),
                 None => {
                     if let Some(addr) = st.dialing.remove(&label) {
-                        tracing::warn!(
-                            peer = %label,
-                            "session closed before it was ready: authentication failed (cookie mismatch?) or the peer refused it"
-                        );
+                        let why = "session closed before it was ready: authentication failed (cookie mismatch?) or the peer refused it";
+                        // Warned once per address; repeats are the core's `Unreachable`
+                        // warnings (after 5 in a row, then every 50), with this reason.
+                        if st.last_dial_error.get(&addr).map(String::as_str) == Some(why) {
+                            tracing::debug!(peer = %label, "{why}");
+                        } else {
+                            tracing::warn!(peer = %label, "{why}");
+                        }
+                        st.last_dial_error.insert(addr, why.to_owned());
                         st.core.on_dial_failed(addr, now)
                     } else {
                         Vec::new()

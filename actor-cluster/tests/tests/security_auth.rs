@@ -1,5 +1,6 @@
 //! Security: a node with the wrong cookie never becomes a member; a TLS node refuses a
-//! plaintext peer, and TLS nodes form a cluster. Certificates are generated at run time.
+//! plaintext peer, and TLS nodes form a cluster. Certificates are generated at run time. A seed
+//! nobody listens on is warned about, with the reason.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use actor_testkit::TestNode;
+use actor_testkit::{wait_until, TestNode};
 use common::*;
 
 /// Reads a node's log (its stderr), with ANSI colours removed.
@@ -31,6 +32,34 @@ fn log_of(node: &TestNode) -> String {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_nobody_listens_on_is_warned_about_with_the_reason() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let seed = format!("127.0.0.1:{port}");
+    let lonely = TestNode::start(BIN, "lonely", &args(&["--seed", &seed]))
+        .await
+        .unwrap();
+    // Five failed dials with backoff from 100 ms: about 1.5 s.
+    wait_until(
+        "the unreachable warning",
+        Duration::from_secs(10),
+        || async {
+            let log = log_of(&lonely);
+            Ok(log.contains("cannot reach this address") && log.contains(&seed))
+        },
+    )
+    .await
+    .unwrap();
+    let log = log_of(&lonely);
+    assert!(log.contains("failures=5"), "{log}");
+    assert!(log.to_lowercase().contains("refused"), "the reason: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

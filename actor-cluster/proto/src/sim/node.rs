@@ -76,6 +76,7 @@ impl SimNode {
             match a {
                 Action::Dial { addr, name } => out.push(Out::Dial(addr, name)),
                 Action::Close(name) => out.push(Out::Close(name)),
+                Action::Unreachable { .. } => {}
                 Action::Emit(MemberEvent::MemberUp(n)) => {
                     let reg = self.registry.on_member_up(&n.name);
                     self.reg_effects(now, reg, &mut out);
