@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actor_cluster_proto::supervisor::{
-    RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg, SupRefusal, SupervisorCore,
-    TICK_INTERVAL,
+    ChildStatus, RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg, SupRefusal,
+    SupervisorCore, TICK_INTERVAL,
 };
 use actor_cluster_proto::Now;
 use actor_core::supervisor::core::ExitReason;
@@ -36,6 +36,8 @@ pub(crate) enum DsupMsg {
     ),
     Terminate(String, RpcReplyPort<Result<(), DistSupervisorError>>),
     Table(RpcReplyPort<Vec<Row>>),
+    /// A child's status in the table (`None`: no such id).
+    Status(String, RpcReplyPort<Option<ChildStatus>>),
     Local(RpcReplyPort<Vec<String>>),
     Eligible(RpcReplyPort<Vec<String>>),
     /// How many decisions a reconciliation would take now (0: settled).
@@ -296,6 +298,10 @@ impl Actor for DsupActor {
             }
             DsupMsg::Local(reply) => {
                 let _ = reply.send(st.core.local_children());
+                return Ok(());
+            }
+            DsupMsg::Status(id, reply) => {
+                let _ = reply.send(st.core.table().get(&id).map(|r| r.status.clone()));
                 return Ok(());
             }
             DsupMsg::Eligible(reply) => {

@@ -68,6 +68,16 @@ pub enum DistSupervisorError {
     /// The outbound queue to the child's node stayed full (see [`crate::remote`]).
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// The child failed for good (over its restart intensity, or its kind could not start it).
+    #[error("child {id:?} failed on {node}: {reason}")]
+    Failed {
+        /// The child.
+        id: String,
+        /// Where it failed.
+        node: String,
+        /// Its last error.
+        reason: String,
+    },
 }
 
 /// Marks registry metadata that carries a handed-off state.
@@ -395,8 +405,24 @@ impl DistributedSupervisor {
         self.inner.registry.lookup(id)
     }
 
+    /// When a child is not reachable: whether waiting can help. An id the replicated table does
+    /// not hold (or holds as terminated) is [`DistSupervisorError::NotFound`] at once, a failed
+    /// child [`DistSupervisorError::Failed`]; a live one may be starting or moving.
+    async fn reachable_later(&self, id: &str) -> Result<(), DistSupervisorError> {
+        match self.ask(|r| DsupMsg::Status(id.to_owned(), r)).await? {
+            None | Some(ChildStatus::Removed) => Err(DistSupervisorError::NotFound(id.to_owned())),
+            Some(ChildStatus::Failed { node, reason }) => Err(DistSupervisorError::Failed {
+                id: id.to_owned(),
+                node,
+                reason,
+            }),
+            Some(ChildStatus::Live) => Ok(()),
+        }
+    }
+
     /// Sends a cast to a child by id, retrying (every millisecond, up to `timeout`) while it is
-    /// not reachable, e.g. while it moves. A remote child is sent to through
+    /// not reachable, e.g. while it moves. An unknown id is [`DistSupervisorError::NotFound`]
+    /// and a failed child [`DistSupervisorError::Failed`], at once. A remote child is sent to through
     /// [`crate::Remote::cast`]: while the outbound queue to its node is full this waits for
     /// room (backpressure), and fails with [`DistSupervisorError::Overloaded`] if none came
     /// within `timeout`.
@@ -420,6 +446,7 @@ impl DistributedSupervisor {
                     Err(_) => {}
                 }
             }
+            self.reachable_later(id).await?;
             if Instant::now() >= deadline {
                 return Err(DistSupervisorError::Timeout(format!(
                     "child {id:?} unreachable"
@@ -430,6 +457,8 @@ impl DistributedSupervisor {
     }
 
     /// Calls a child by id, retrying while it is unreachable or the call fails, up to `timeout`.
+    /// An unknown id is [`DistSupervisorError::NotFound`] and a failed child
+    /// [`DistSupervisorError::Failed`], at once.
     /// A call that finds the outbound queue to the child's node full fails at once with
     /// [`DistSupervisorError::Overloaded`] (see [`crate::Remote::call`]).
     pub async fn call_child<M: Message, R: Send + 'static>(
@@ -454,6 +483,7 @@ impl DistributedSupervisor {
                     Err(_) => {}
                 }
             }
+            self.reachable_later(id).await?;
             if Instant::now() >= deadline {
                 return Err(DistSupervisorError::Timeout(format!(
                     "child {id:?} did not answer"

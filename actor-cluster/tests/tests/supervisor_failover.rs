@@ -208,6 +208,22 @@ async fn a_crash_looping_child_fails_alone() {
     for n in &nodes {
         assert!(!local(n).await.contains(&"bad0".to_string()));
     }
+    // A call to it says it failed, and a call to an id nobody started says so (not a timeout
+    // after the call's 5 s).
+    let failed = nodes[1]
+        .command(&ClusterCmd::DsupGet { id: "bad0".into() })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(failed.contains("failed on"), "{failed}");
+    let missing = nodes[1]
+        .command(&ClusterCmd::DsupGet {
+            id: "nobody".into(),
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("no child \"nobody\""), "{missing}");
 
     // start_child is idempotent by id and says where the child runs, from any node.
     let first = nodes[0]
