@@ -94,4 +94,16 @@ pub enum ClusterError {
     /// The node's actors did not answer (it is stopping or stopped).
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// Fewer members came up than were waited for ([`Node::wait_for_members`]).
+    #[error("{up} of {wanted} other members up after {waited:?}{}", last_problem.as_ref().map(|p| format!("; last connection problem: {p}")).unwrap_or_default())]
+    NotFormed {
+        /// Members waited for (this node not counted).
+        wanted: usize,
+        /// Members up when the wait ended.
+        up: usize,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// The latest failed dial, with its address and error, if any.
+        last_problem: Option<String>,
+    },
 }

@@ -61,6 +61,8 @@ pub(crate) enum MembershipMsg {
     Heartbeat(NodeIdentity, Vec<NodeIdentity>),
     PeerLeft(NodeIdentity, RpcReplyPort<()>),
     Members(RpcReplyPort<Vec<MemberInfo>>),
+    /// The last error of a failed dial, with its address (for readiness errors).
+    LastDialError(RpcReplyPort<Option<(SocketAddr, String)>>),
     /// Tell every member that this node leaves; answer once they acknowledged (or timed out).
     AnnounceLeave(RpcReplyPort<()>),
 }
@@ -84,6 +86,8 @@ pub(crate) struct MembershipState {
     dialing: HashMap<String, SocketAddr>,
     /// The last error of a failed dial, by address (for the unreachable warning).
     last_dial_error: HashMap<SocketAddr, String>,
+    /// The latest failed dial of all, and its error.
+    last_dial: Option<(SocketAddr, String)>,
     /// Ready sessions.
     sessions: HashMap<ActorId, (String, ActorRef<NodeSessionMessage>)>,
     leaving: bool,
@@ -197,6 +201,7 @@ impl Actor for MembershipActor {
             identities: HashMap::new(),
             dialing: HashMap::new(),
             last_dial_error: HashMap::new(),
+            last_dial: None,
             sessions: HashMap::new(),
             leaving: false,
         })
@@ -233,6 +238,7 @@ impl Actor for MembershipActor {
                             st.last_dial_error.clear();
                         }
                         st.last_dial_error.insert(addr, err.to_string());
+                        st.last_dial = Some((addr, err.to_string()));
                         st.core.on_dial_failed(addr, now)
                     }
                 }
@@ -271,6 +277,7 @@ impl Actor for MembershipActor {
                             tracing::warn!(peer = %label, "{why}");
                         }
                         st.last_dial_error.insert(addr, why.to_owned());
+                        st.last_dial = Some((addr, why.to_owned()));
                         st.core.on_dial_failed(addr, now)
                     } else {
                         Vec::new()
@@ -285,6 +292,10 @@ impl Actor for MembershipActor {
             }
             MembershipMsg::Members(reply) => {
                 let _ = reply.send(st.core.members());
+                Vec::new()
+            }
+            MembershipMsg::LastDialError(reply) => {
+                let _ = reply.send(st.last_dial.clone());
                 Vec::new()
             }
             MembershipMsg::AnnounceLeave(reply) => {

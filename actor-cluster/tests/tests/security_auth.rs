@@ -12,6 +12,7 @@ mod common;
 
 use std::time::Duration;
 
+use actor_cluster_tests::cluster_node::ClusterCmd;
 use actor_testkit::{wait_until, TestNode};
 use common::*;
 
@@ -60,6 +61,20 @@ async fn a_seed_nobody_listens_on_is_warned_about_with_the_reason() {
     let log = log_of(&lonely);
     assert!(log.contains("failures=5"), "{log}");
     assert!(log.to_lowercase().contains("refused"), "the reason: {log}");
+    // A wait for a member fails with that problem, not a bare timeout.
+    let err = lonely
+        .command(&ClusterCmd::WaitMembers {
+            n: 1,
+            timeout_ms: 300,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("0 of 1 other members up"), "{err}");
+    assert!(
+        err.contains(&seed) && err.to_lowercase().contains("refused"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,6 +115,24 @@ async fn a_wrong_cookie_is_refused_and_never_a_member() {
         log.contains("authentication failed (cookie mismatch?)"),
         "the intruder's log says why: {log}"
     );
+    // Waiting for the cluster: the good nodes see each other; the intruder is told why not.
+    let up = good[0]
+        .command(&ClusterCmd::WaitMembers {
+            n: 1,
+            timeout_ms: 5000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(up, serde_json::json!([good[1].name()]));
+    let err = intruder
+        .command(&ClusterCmd::WaitMembers {
+            n: 1,
+            timeout_ms: 300,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cookie mismatch"), "{err}");
 }
 
 struct Pki {

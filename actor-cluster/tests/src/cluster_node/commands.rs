@@ -129,6 +129,14 @@ pub enum ClusterCmd {
         /// Look up the other type.
         other: bool,
     },
+    /// Wait (event-driven) until `n` other members are up; replies their names. The error
+    /// names the latest connection problem.
+    WaitMembers {
+        /// How many other members.
+        n: usize,
+        /// How long to wait.
+        timeout_ms: u64,
+    },
     /// A flood command.
     Flood(FloodCmd),
 }
@@ -301,13 +309,21 @@ async fn echo(to: &ActorRef<EchoMsg>, text: String) -> Result<String, String> {
 impl ControlExtension for Commands {
     type Command = ClusterCmd;
 
-    fn handle(&self, _node: &Node, cmd: ClusterCmd) -> BoxFuture<'static, Result<Value, String>> {
+    fn handle(&self, node: &Node, cmd: ClusterCmd) -> BoxFuture<'static, Result<Value, String>> {
         if let ClusterCmd::Flood(f) = cmd {
             return self.flood.run(f);
         }
         let this = self.clone();
+        let node = node.clone();
         Box::pin(async move {
             match cmd {
+                ClusterCmd::WaitMembers { n, timeout_ms } => {
+                    let up = node
+                        .wait_for_members(n, Duration::from_millis(timeout_ms))
+                        .await
+                        .map_err(text)?;
+                    Ok(json!(up.into_iter().map(|m| m.name).collect::<Vec<_>>()))
+                }
                 ClusterCmd::CallEcho { text } => {
                     let mut answers = Vec::new();
                     for r in actor_cluster::remote::lookup_remote::<EchoMsg>("echo") {
