@@ -66,7 +66,8 @@ pub use outbound::OutboundStats;
 pub use registry::{Registry, RegistryError, RegistryEvent};
 pub use remote::Remote;
 pub use supervisor::{
-    ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Placement, StartContext,
+    ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Entity, EntityContext,
+    EntityRef, Placement, PutOutcome, StartContext, Started,
 };
 pub use tls::TlsConfig;
 pub use transport::{

@@ -53,6 +53,9 @@ pub enum SendError {
     /// The actor is gone or its node is not connected.
     #[error("actor unreachable: {0}")]
     Unreachable(String),
+    /// A call reached the actor, which stopped (or dropped the reply) before answering.
+    #[error("no reply: {0}")]
+    NoReply(String),
     /// A call got no reply in time.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
@@ -96,10 +99,7 @@ impl Remote {
     /// Sends `msg` unless the outbound queue to `to`'s node is full; then the message is
     /// dropped, counted, and [`SendError::Overloaded`] returned.
     pub fn try_cast<M: Message>(&self, to: &ActorRef<M>, msg: M) -> Result<(), SendError> {
-        if let Some(lane) = self.lane_of(to)? {
-            let out = lane.outbound();
-            out.admit().map_err(|q| refused(out, q))?;
-        }
+        self.admit(to)?;
         send(to, msg)
     }
 
@@ -113,32 +113,53 @@ impl Remote {
         msg: M,
         wait: Duration,
     ) -> Result<(), SendError> {
-        if let Some(lane) = self.lane_of(to)? {
-            let out = lane.outbound();
-            let deadline = tokio::time::Instant::now() + wait;
-            loop {
-                let drained = out.drained();
-                tokio::pin!(drained);
-                drained.as_mut().enable();
-                match out.admit() {
-                    Ok(()) => break,
-                    Err(q) => {
-                        if out.is_closed() || !self.sessions.contains(to.get_id().node()) {
-                            return Err(SendError::Unreachable(format!(
-                                "the connection to {} closed",
-                                out.peer()
-                            )));
-                        }
-                        if tokio::time::Instant::now() >= deadline {
-                            return Err(refused(out, q));
-                        }
-                        // Woken when frames reach the socket or the connection ends.
-                        let _ = tokio::time::timeout_at(deadline, drained).await;
+        self.reserve(to, wait).await?;
+        send(to, msg)
+    }
+
+    /// Takes a place for one message in the outbound queue to `to`'s node, waiting up to
+    /// `wait` for room (nothing to take for a local actor). The caller sends right after.
+    pub(crate) async fn reserve<M: Message>(
+        &self,
+        to: &ActorRef<M>,
+        wait: Duration,
+    ) -> Result<(), SendError> {
+        let Some(lane) = self.lane_of(to)? else {
+            return Ok(());
+        };
+        let out = lane.outbound();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let drained = out.drained();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            match out.admit() {
+                Ok(()) => return Ok(()),
+                Err(q) => {
+                    if out.is_closed() || !self.sessions.contains(to.get_id().node()) {
+                        return Err(SendError::Unreachable(format!(
+                            "the connection to {} closed",
+                            out.peer()
+                        )));
                     }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(refused(out, q));
+                    }
+                    // Woken when frames reach the socket or the connection ends.
+                    let _ = tokio::time::timeout_at(deadline, drained).await;
                 }
             }
         }
-        send(to, msg)
+    }
+
+    /// Takes a place for one message to `to`'s node without waiting: [`SendError::Overloaded`]
+    /// (counted) when its queue is full.
+    pub(crate) fn admit<M: Message>(&self, to: &ActorRef<M>) -> Result<(), SendError> {
+        if let Some(lane) = self.lane_of(to)? {
+            let out = lane.outbound();
+            out.admit().map_err(|q| refused(out, q))?;
+        }
+        Ok(())
     }
 
     /// Calls `to` and waits up to `timeout` for the reply. Refused at once with
@@ -155,15 +176,12 @@ impl Remote {
         F: FnOnce(RpcReplyPort<R>) -> M,
         R: Send + 'static,
     {
-        if let Some(lane) = self.lane_of(to)? {
-            let out = lane.outbound();
-            out.admit().map_err(|q| refused(out, q))?;
-        }
+        self.admit(to)?;
         match to.call(msg, Some(timeout)).await {
             Ok(CallResult::Success(r)) => Ok(r),
             Ok(CallResult::Timeout) => Err(SendError::Timeout(timeout)),
-            Ok(CallResult::SenderError) => Err(SendError::Unreachable(format!(
-                "actor {} stopped or its connection was lost before replying",
+            Ok(CallResult::SenderError) => Err(SendError::NoReply(format!(
+                "actor {} stopped or dropped the reply after the call reached it",
                 to.get_id()
             ))),
             Err(e) => Err(SendError::Unreachable(format!(

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_cluster::supervisor::DistributedSupervisor;
+use actor_cluster::supervisor::{DistSupervisorError, DistributedSupervisor};
 
-use crate::actor::{ranking_child, RankingMsg, RankingSummary};
+use crate::actor::{ranking_child, RankingEntity, RankingMsg, RankingSpec, RankingSummary};
+use crate::model::HandFinished;
 use crate::sim::TournamentSim;
 use crate::store::PokerStore;
 use crate::{child_id, PokerError};
@@ -72,9 +73,70 @@ pub async fn open_tournament(
 ) -> Result<String, PokerError> {
     let tables: Vec<_> = sim.tables().cloned().collect();
     store.create_tournament(&sim.info(name), &tables).await?;
-    dsup.start_child(ranking_child(sim.id(), opts.naive), opts.deliver_timeout)
+    if opts.naive {
+        return dsup
+            .start_child(ranking_child(sim.id(), true), opts.deliver_timeout)
+            .await
+            .map_err(cluster);
+    }
+    let spec = RankingSpec {
+        tournament: sim.id(),
+    };
+    dsup.start_entity::<RankingEntity>(&child_id(sim.id()), &spec, opts.deliver_timeout)
+        .await
+        .map(|s| s.node)
+        .map_err(cluster)
+}
+
+/// Sends a finished hand to the tournament's ranking actor.
+async fn deliver(
+    dsup: &DistributedSupervisor,
+    id: &str,
+    event: HandFinished,
+    opts: &DriverOptions,
+) -> Result<(), PokerError> {
+    if opts.naive {
+        return dsup
+            .cast_child(id, opts.deliver_timeout, || RankingMsg::Hand(event.clone()))
+            .await
+            .map_err(cluster);
+    }
+    dsup.entity::<RankingEntity>(id)
+        .cast(RankingMsg::Hand(event), opts.deliver_timeout)
         .await
         .map_err(cluster)
+}
+
+/// Asks the ranking actor to store the final standings. `Finish` is idempotent, so a call
+/// whose actor died while handling it (a failover) is made again, within the timeout.
+async fn finish(
+    dsup: &DistributedSupervisor,
+    id: &str,
+    final_seq: u64,
+    opts: &DriverOptions,
+) -> Result<RankingSummary, PokerError> {
+    let r = if opts.naive {
+        dsup.call_child(id, opts.deliver_timeout, |r| {
+            RankingMsg::Finish(final_seq, r)
+        })
+        .await
+    } else {
+        let deadline = tokio::time::Instant::now() + opts.deliver_timeout;
+        let ranking = dsup.entity::<RankingEntity>(id);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match ranking
+                .call(|r| RankingMsg::Finish(final_seq, r), left)
+                .await
+            {
+                Err(DistSupervisorError::ExitedWhileHandling { reason, .. }) if !left.is_zero() => {
+                    tracing::info!(child = id, %reason, "ranking actor exited while finishing; asking again");
+                }
+                other => break other,
+            }
+        }
+    };
+    r.map_err(cluster)?.map_err(PokerError::Db)
 }
 
 /// Plays the tournament to its end (see the module docs). Transient database errors are
@@ -106,25 +168,14 @@ pub async fn play_tournament(
         progress
             .busted
             .fetch_add(w.event.busted.len() as u64, Ordering::Relaxed);
-        let event = w.event;
-        dsup.cast_child(&id, opts.deliver_timeout, || {
-            RankingMsg::Hand(event.clone())
-        })
-        .await
-        .map_err(cluster)?;
+        deliver(dsup, &id, w.event, opts).await?;
         progress.delivered.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = opts.hand_delay {
             tokio::time::sleep(d).await;
         }
     }
     let final_seq = sim.seq();
-    let ranking = dsup
-        .call_child(&id, opts.deliver_timeout, |r| {
-            RankingMsg::Finish(final_seq, r)
-        })
-        .await
-        .map_err(cluster)?
-        .map_err(PokerError::Db)?;
+    let ranking = finish(dsup, &id, final_seq, opts).await?;
     dsup.terminate_child(&id).await.map_err(cluster)?;
     progress.finished.fetch_add(1, Ordering::Relaxed);
     Ok(Outcome { hands, ranking })

@@ -30,8 +30,9 @@ pub mod sim;
 pub mod store;
 
 pub use actor::{
-    ranking_child, ranking_kind, subscribe, NaiveRanking, RankingMsg, RankingOptions,
-    StandingsUpdate, TournamentRanking, NAIVE_KIND, RANKING_KIND,
+    ranking_child, ranking_kind, subscribe, NaiveRanking, RankingContext, RankingEntity,
+    RankingMove, RankingMsg, RankingOptions, StandingsUpdate, TournamentRanking, NAIVE_KIND,
+    RANKING_KIND,
 };
 pub use model::{HandFinished, StandingRow, TableDoc, TournamentSnapshot};
 pub use ranking::Ranking;

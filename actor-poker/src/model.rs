@@ -169,7 +169,7 @@ pub struct TournamentSnapshot {
 }
 
 /// A player's latest state in a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayerState {
     /// Sequence number of the write that set it.
     pub seq: u64,

@@ -92,7 +92,7 @@ pub enum RankingError {
 }
 
 /// A per-table record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableProgress {
     /// The table's latest hand number seen.
     pub hand_no: u64,
@@ -101,6 +101,18 @@ pub struct TableProgress {
 }
 
 const LIMIT: u64 = 1 << 47;
+
+/// A ranking as it moves to another node on a planned move: everything but the sorted index,
+/// which the next node rebuilds (no database read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RankingHandoff {
+    tournament: u64,
+    players: Vec<PlayerState>,
+    tables: Vec<TableProgress>,
+    through: u64,
+    above: Vec<u64>,
+    final_seq: Option<u64>,
+}
 
 /// A tournament's standings, kept incrementally.
 #[derive(Debug, Clone)]
@@ -159,6 +171,42 @@ impl Ranking {
             alive,
             final_seq: (snap.info.status == crate::model::TournamentStatus::Finished)
                 .then_some(snap.info.seq),
+            changed: Vec::new(),
+        }
+    }
+
+    /// Its state for a planned move ([`Ranking::from_handoff`] on the next node).
+    pub fn handoff(&self) -> RankingHandoff {
+        RankingHandoff {
+            tournament: self.tournament,
+            players: self.players.clone(),
+            tables: self.tables.clone(),
+            through: self.seqs.through,
+            above: self.seqs.above.iter().copied().collect(),
+            final_seq: self.final_seq,
+        }
+    }
+
+    /// The ranking a planned move handed over (the same standings, the same holes).
+    pub fn from_handoff(h: RankingHandoff) -> Self {
+        let keys = h
+            .players
+            .iter()
+            .enumerate()
+            .map(|(i, p)| sort_key(i as u32, p))
+            .collect();
+        let alive = h.players.iter().filter(|p| p.bust.is_none()).count() as u32;
+        Self {
+            tournament: h.tournament,
+            order: OrderStat::from_keys(keys),
+            players: h.players,
+            tables: h.tables,
+            seqs: SeqTracker {
+                through: h.through,
+                above: h.above.into_iter().collect(),
+            },
+            alive,
+            final_seq: h.final_seq,
             changed: Vec::new(),
         }
     }
@@ -374,5 +422,28 @@ mod tests {
         assert!(s.insert(4));
         assert!(!s.has_gap());
         assert_eq!(s.through(), 5);
+    }
+
+    #[test]
+    fn a_handed_off_ranking_has_the_same_standings_and_holes() {
+        use crate::sim::{SimConfig, TournamentSim};
+        let mut sim = TournamentSim::new(7, SimConfig::new(60).hyper().seed(7));
+        let mut r = Ranking::from_snapshot(&sim.snapshot("t"));
+        let mut n = 0;
+        while let Some(w) = sim.play_hand() {
+            n += 1;
+            // Leave a hole: every fifth hand is not applied.
+            if n % 5 != 0 {
+                r.apply(&w.event).unwrap();
+            }
+            if n == 40 {
+                break;
+            }
+        }
+        let moved = Ranking::from_handoff(r.handoff());
+        assert_eq!(moved.standings(), r.standings());
+        assert_eq!(moved.seqs(), r.seqs());
+        assert!(moved.seqs().has_gap());
+        assert_eq!((moved.alive(), moved.players()), (r.alive(), r.players()));
     }
 }

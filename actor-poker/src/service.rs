@@ -4,7 +4,7 @@
 use actor_cluster::supervisor::DistributedSupervisor;
 use actor_cluster::Node;
 
-use crate::actor::{ranking_kind, RankingOptions, NAIVE_KIND, RANKING_KIND};
+use crate::actor::{ranking_kind, RankingContext, RankingEntity, RankingOptions, NAIVE_KIND};
 use crate::store::PokerStore;
 
 /// The name of the supervisor that runs ranking actors.
@@ -17,10 +17,10 @@ pub async fn start_supervisor(
     options: RankingOptions,
 ) -> Result<DistributedSupervisor, actor_cluster::ClusterError> {
     DistributedSupervisor::builder(SUPERVISOR)
-        .kind(
-            RANKING_KIND,
-            ranking_kind(store.clone(), options.clone(), false),
-        )
+        .entity::<RankingEntity>(RankingContext {
+            store: store.clone(),
+            options: options.clone(),
+        })
         .kind(NAIVE_KIND, ranking_kind(store.clone(), options, true))
         .start(node)
         .await

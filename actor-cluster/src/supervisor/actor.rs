@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actor_cluster_proto::supervisor::{
-    ChildStatus, RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg, SupRefusal,
-    SupervisorCore, TICK_INTERVAL,
+    ChildStatus, PutOutcome, RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg,
+    SupRefusal, SupervisorCore, TICK_INTERVAL,
 };
 use actor_cluster_proto::Now;
 use actor_core::supervisor::core::ExitReason;
@@ -18,7 +18,9 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
-use super::{ChildKind, DistChildSpec, DistSupervisorError, StartContext, HANDOFF_MAGIC};
+use super::{
+    ChildKind, DistChildSpec, DistSupervisorError, StartContext, EXIT_MAGIC, HANDOFF_MAGIC,
+};
 use crate::endpoint::{remote_members, send_to_node};
 use crate::membership::MemberEvent;
 use crate::registry::{Registry, RegistryError};
@@ -34,14 +36,20 @@ pub(crate) enum DsupMsg {
         Vec<DistChildSpec>,
         RpcReplyPort<Result<(), DistSupervisorError>>,
     ),
+    /// Start-or-get of one child.
+    StartOrGet(
+        DistChildSpec,
+        RpcReplyPort<Result<PutOutcome, DistSupervisorError>>,
+    ),
     Terminate(String, RpcReplyPort<Result<(), DistSupervisorError>>),
     Table(RpcReplyPort<Vec<Row>>),
-    /// A child's status in the table (`None`: no such id).
-    Status(String, RpcReplyPort<Option<ChildStatus>>),
+    /// A child's status and kind in the table (`None`: no such id).
+    Status(String, RpcReplyPort<Option<(ChildStatus, String)>>),
     Local(RpcReplyPort<Vec<String>>),
     Eligible(RpcReplyPort<Vec<String>>),
     /// How many decisions a reconciliation would take now (0: settled).
     Pending(RpcReplyPort<usize>),
+    /// Answered once no local child runs.
     Drain(RpcReplyPort<()>),
     Wire(DsupWire),
     Member(MemberEvent),
@@ -62,6 +70,10 @@ pub(crate) struct DState {
     pub(crate) reconcile_pending: bool,
     /// The hold end a `Reconcile` is scheduled for.
     pub(crate) wake: Option<Instant>,
+    /// Drains waiting for the last local child to stop.
+    pub(crate) drains: Vec<RpcReplyPort<()>>,
+    /// Why a local child's last incarnation failed, for its next registration's metadata.
+    pub(crate) last_exit: HashMap<String, String>,
 }
 
 impl RegistryView for Registry {
@@ -88,6 +100,9 @@ pub(crate) fn refusal(r: SupRefusal) -> DistSupervisorError {
         SupRefusal::NoEligibleNode(k) => DistSupervisorError::NoEligibleNode(k),
         SupRefusal::QuorumNotMet => DistSupervisorError::QuorumNotMet,
         SupRefusal::NotFound(id) => DistSupervisorError::NotFound(id),
+        SupRefusal::TooFewMembers { have, need } => {
+            DistSupervisorError::TooFewMembers { have, need }
+        }
     }
 }
 
@@ -122,6 +137,11 @@ impl DsupActor {
         if st.core.wants_reconcile() && !st.reconcile_pending {
             st.reconcile_pending = true;
             let _ = myself.cast(DsupMsg::Reconcile);
+        }
+        if !st.drains.is_empty() && st.core.local_children().is_empty() && st.cells.is_empty() {
+            for r in st.drains.drain(..) {
+                let _ = r.send(());
+            }
         }
     }
 
@@ -166,6 +186,7 @@ impl DsupActor {
             args: spec.args,
             handoff,
             supervisor: myself.get_cell(),
+            registry: st.registry.clone(),
         };
         let cell = match kind.start(ctx).await {
             Ok(c) => c,
@@ -174,7 +195,12 @@ impl DsupActor {
                 return StartOutcome::Failed(e.to_string());
             }
         };
-        match st.registry.register(id, cell.clone(), Vec::new()).await {
+        let meta = st
+            .last_exit
+            .remove(id)
+            .map(|r| [EXIT_MAGIC, r.as_bytes()].concat())
+            .unwrap_or_default();
+        match st.registry.register(id, cell.clone(), meta).await {
             Ok(()) => {}
             Err(RegistryError::AlreadyRegistered { holder, .. }) => {
                 tracing::debug!(child = id, holder = ?holder, "child already runs elsewhere; stopping this copy");
@@ -243,6 +269,9 @@ impl DsupActor {
             return;
         }
         st.cells.remove(&id);
+        if let ExitReason::Failed(reason) = &exit {
+            st.last_exit.insert(id.clone(), reason.clone());
+        }
         let effects = st.core.on_child_exit(now(), &id, exit);
         self.apply(myself, st, effects).await;
     }
@@ -281,6 +310,18 @@ impl Actor for DsupActor {
                     return Ok(());
                 }
             },
+            DsupMsg::StartOrGet(spec, reply) => {
+                match st.core.start_or_get(now, spec, rand::random()) {
+                    Ok((outcome, effects)) => {
+                        self.apply(&myself, st, effects).await;
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    Err(r) => {
+                        let _ = reply.send(Err(refusal(r)));
+                    }
+                }
+                return Ok(());
+            }
             DsupMsg::Terminate(id, reply) => match st.core.terminate(now, &id) {
                 Ok(effects) => {
                     self.apply(&myself, st, effects).await;
@@ -301,7 +342,12 @@ impl Actor for DsupActor {
                 return Ok(());
             }
             DsupMsg::Status(id, reply) => {
-                let _ = reply.send(st.core.table().get(&id).map(|r| r.status.clone()));
+                let _ = reply.send(
+                    st.core
+                        .table()
+                        .get(&id)
+                        .map(|r| (r.status.clone(), r.spec.kind.clone())),
+                );
                 return Ok(());
             }
             DsupMsg::Eligible(reply) => {
@@ -313,9 +359,9 @@ impl Actor for DsupActor {
                 return Ok(());
             }
             DsupMsg::Drain(reply) => {
+                st.drains.push(reply);
                 let effects = st.core.drain();
                 self.apply(&myself, st, effects).await;
-                let _ = reply.send(());
                 return Ok(());
             }
             DsupMsg::Wire(DsupWire::Peer(m)) => st.core.on_peer(now, m),

@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use ractor::{Message, RpcReplyPort};
 
-use super::actor::DsupMsg;
 use super::{ChildStatus, DistSupervisorError, DistributedSupervisor};
 
 impl DistributedSupervisor {
@@ -12,7 +11,7 @@ impl DistributedSupervisor {
     /// not hold (or holds as terminated) is [`DistSupervisorError::NotFound`] at once, a failed
     /// child [`DistSupervisorError::Failed`]; a live one may be starting or moving.
     async fn reachable_later(&self, id: &str) -> Result<(), DistSupervisorError> {
-        match self.ask(|r| DsupMsg::Status(id.to_owned(), r)).await? {
+        match self.status(id).await?.map(|(s, _)| s) {
             None | Some(ChildStatus::Removed) => Err(DistSupervisorError::NotFound(id.to_owned())),
             Some(ChildStatus::Failed { node, reason }) => Err(DistSupervisorError::Failed {
                 id: id.to_owned(),
@@ -59,9 +58,11 @@ impl DistributedSupervisor {
         }
     }
 
-    /// Calls a child by id, retrying while it is unreachable or the call fails, up to `timeout`.
-    /// An unknown id is [`DistSupervisorError::NotFound`] and a failed child
-    /// [`DistSupervisorError::Failed`], at once.
+    /// Calls a child by id, retrying (up to `timeout`) only while it is not reachable: a call
+    /// that reached the child is never sent again (at most once), and a child that stopped
+    /// before answering is [`DistSupervisorError::ExitedWhileHandling`]. An unknown id is
+    /// [`DistSupervisorError::NotFound`] and a failed child [`DistSupervisorError::Failed`], at
+    /// once. Typed entities ([`super::EntityRef::call`]) also carry the handler's error.
     /// A call that finds the outbound queue to the child's node full fails at once with
     /// [`DistSupervisorError::Overloaded`] (see [`crate::Remote::call`]).
     pub async fn call_child<M: Message, R: Send + 'static>(
@@ -83,7 +84,19 @@ impl DistributedSupervisor {
                             "child {id:?}: {e}"
                         )))
                     }
-                    Err(_) => {}
+                    Err(crate::remote::SendError::NoReply(reason)) => {
+                        return Err(DistSupervisorError::ExitedWhileHandling {
+                            id: id.to_owned(),
+                            reason,
+                        })
+                    }
+                    Err(crate::remote::SendError::Timeout(t)) => {
+                        return Err(DistSupervisorError::Timeout(format!(
+                            "child {id:?} did not answer within {t:?}"
+                        )))
+                    }
+                    // Not sent: the actor was gone before the call reached it.
+                    Err(crate::remote::SendError::Unreachable(_)) => {}
                 }
             }
             self.reachable_later(id).await?;

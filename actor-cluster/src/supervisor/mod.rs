@@ -27,15 +27,20 @@
 
 mod actor;
 mod calls;
+mod entity;
+mod host;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use actor_cluster_proto::supervisor::{
-    ChildStatus, ChildTable, DistChildSpec, Placement, Quorum, RandomPlacement, RestartType, Row,
-    SupervisorCore, Uniform,
+    ChildStatus, ChildTable, DistChildSpec, Placement, PutOutcome, Quorum, RandomPlacement,
+    RestartType, Row, SupervisorCore, Uniform,
 };
+
+pub use self::entity::{entity_spec, Entity, EntityContext, EntityRef, Started};
+pub use self::host::Envelope;
 use actor_cluster_proto::wire::supervisor_group;
 use actor_cluster_proto::Now;
 use futures::future::BoxFuture;
@@ -69,6 +74,52 @@ pub enum DistSupervisorError {
     /// The outbound queue to the child's node stayed full (see [`crate::remote`]).
     #[error("overloaded: {0}")]
     Overloaded(String),
+    /// Fewer members are eligible than the supervisor's `min_members`: nothing starts.
+    #[error(
+        "{have} eligible members, fewer than the {need} this supervisor needs to start children"
+    )]
+    TooFewMembers {
+        /// Eligible members now (this node included).
+        have: usize,
+        /// The configured minimum.
+        need: usize,
+    },
+    /// The message reached the entity, which stopped (its handler failed, or its node went
+    /// down) before answering. The call was not sent again.
+    #[error("child {id:?} exited while handling the call: {reason}")]
+    ExitedWhileHandling {
+        /// The child.
+        id: String,
+        /// The handler's error, or what happened to the child.
+        reason: String,
+    },
+    /// The child is placed but could not be reached within the timeout (it is starting or
+    /// moving, or its node is unreachable). Nothing was delivered.
+    #[error("child {id:?} unreachable: {reason}")]
+    Unreachable {
+        /// The child.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The id belongs to a child of another kind than the typed reference's.
+    #[error("child {id:?} is of kind {kind:?}, not {expected:?}")]
+    WrongKind {
+        /// The child.
+        id: String,
+        /// Its kind.
+        kind: String,
+        /// The kind of the reference.
+        expected: String,
+    },
+    /// An entity's arguments cannot be encoded.
+    #[error("child {id:?}: cannot encode its arguments: {reason}")]
+    BadArgs {
+        /// The child.
+        id: String,
+        /// The codec's error.
+        reason: String,
+    },
     /// The child failed for good (over its restart intensity, or its kind could not start it).
     #[error("child {id:?} failed on {node}: {reason}")]
     Failed {
@@ -83,6 +134,9 @@ pub enum DistSupervisorError {
 
 /// Marks registry metadata that carries a handed-off state.
 pub(crate) const HANDOFF_MAGIC: &[u8] = b"\xfa\xceHANDOFF";
+/// Marks registry metadata that carries why the child's previous incarnation on this node
+/// failed (a local restart): a caller whose call it was handling learns the reason from it.
+pub(crate) const EXIT_MAGIC: &[u8] = b"\xfa\xceEXIT";
 
 /// What a kind's factory gets.
 #[derive(Debug)]
@@ -95,6 +149,8 @@ pub struct StartContext {
     pub handoff: Option<Vec<u8>>,
     /// The local supervisor actor: link the child to it (`Actor::spawn_linked`).
     pub supervisor: ActorCell,
+    /// The supervisor's registry (a typed entity publishes its handoff state there).
+    pub(crate) registry: Registry,
 }
 
 /// A factory for children of one kind, registered on each node that can run them.
@@ -150,6 +206,7 @@ pub struct DistributedSupervisorBuilder {
     kinds: HashMap<String, Arc<dyn ChildKind>>,
     placement: Arc<dyn Placement>,
     active: bool,
+    min_members: usize,
 }
 
 impl std::fmt::Debug for DistributedSupervisorBuilder {
@@ -166,6 +223,22 @@ impl DistributedSupervisorBuilder {
     /// Registers a kind of child this node can run.
     pub fn kind(mut self, name: impl Into<String>, kind: impl ChildKind) -> Self {
         self.kinds.insert(name.into(), Arc::new(kind));
+        self
+    }
+
+    /// Registers the typed entity `E` on this node, with what its entities share here.
+    pub fn entity<E: Entity>(self, context: E::Context) -> Self {
+        let kind = host::EntityKind::<E> {
+            context: Arc::new(context),
+        };
+        self.kind(E::KIND, kind)
+    }
+
+    /// Starts nothing, and refuses starts ([`DistSupervisorError::TooFewMembers`]), while fewer
+    /// than `n` members (this node included) are eligible, e.g. a node whose cookie no peer
+    /// accepts does not run the cluster's children alone. Default 1.
+    pub fn min_members(mut self, n: usize) -> Self {
+        self.min_members = n;
         self
     }
 
@@ -188,7 +261,8 @@ impl DistributedSupervisorBuilder {
         let registry = Registry::start(node, &group).await?;
         let me = node.identity().name.clone();
         let mut core =
-            SupervisorCore::new(me, self.kinds.keys().cloned(), self.placement, self.active);
+            SupervisorCore::new(me, self.kinds.keys().cloned(), self.placement, self.active)
+                .with_min_members(self.min_members);
         let now = Now {
             mono: Instant::now(),
             wall_ns: crate::registry::wall_ns(),
@@ -211,6 +285,8 @@ impl DistributedSupervisorBuilder {
             by_cell: HashMap::new(),
             reconcile_pending: false,
             wake: None,
+            drains: Vec::new(),
+            last_exit: HashMap::new(),
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;
@@ -272,6 +348,30 @@ impl std::fmt::Debug for DistributedSupervisor {
 }
 
 const CALL: Option<Duration> = Some(Duration::from_secs(30));
+/// How long a drain waits for the local children to be handed off.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for a registry event that `wanted` accepts (or lost events: look again); `false` at
+/// the deadline.
+async fn wait_event(
+    events: &mut broadcast::Receiver<RegistryEvent>,
+    deadline: tokio::time::Instant,
+    wanted: impl Fn(&RegistryEvent) -> bool,
+) -> bool {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(ev) if wanted(&ev) => return true,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, wait)
+        .await
+        .unwrap_or(false)
+}
 
 fn unavailable(e: impl std::fmt::Debug) -> DistSupervisorError {
     DistSupervisorError::Unavailable(format!("{e:?}"))
@@ -285,7 +385,47 @@ impl DistributedSupervisor {
             kinds: HashMap::new(),
             placement: Arc::new(Uniform),
             active: false,
+            min_members: 1,
         }
+    }
+
+    /// A typed reference to entity `id` of kind `E` (no I/O; the entity need not exist yet).
+    pub fn entity<E: Entity>(&self, id: impl Into<String>) -> EntityRef<E> {
+        EntityRef::new(self.clone(), id.into())
+    }
+
+    /// Starts entity `id` of kind `E` with `args` unless a live child has that id (start-or-get),
+    /// and waits (at most `timeout`) until it runs.
+    pub async fn start_entity<E: Entity>(
+        &self,
+        id: &str,
+        args: &E::Args,
+        timeout: Duration,
+    ) -> Result<Started, DistSupervisorError> {
+        let outcome = self.start_or_get(entity_spec::<E>(id, args)?).await?;
+        let node = self.wait_running(id, timeout).await?;
+        Ok(Started { node, outcome })
+    }
+
+    /// Adds a child unless a live child has its id, without waiting for it to run; says
+    /// whether it was already there, and with other arguments (Horde's `already_started`).
+    pub async fn start_or_get(
+        &self,
+        spec: DistChildSpec,
+    ) -> Result<PutOutcome, DistSupervisorError> {
+        self.ask(|r| DsupMsg::StartOrGet(spec, r)).await?
+    }
+
+    /// A child's status and kind in the replicated table (`None`: no such id).
+    pub(crate) async fn status(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ChildStatus, String)>, DistSupervisorError> {
+        self.ask(|r| DsupMsg::Status(id.to_owned(), r)).await
+    }
+
+    pub(crate) fn remote(&self) -> &crate::Remote {
+        &self.inner.remote
     }
 
     async fn ask<T: Send + 'static>(
@@ -321,38 +461,65 @@ impl DistributedSupervisor {
         self.wait_running(&id, timeout).await
     }
 
-    /// Waits until the child runs somewhere; returns its node.
+    /// Waits until the child runs somewhere; returns its node. Woken by registry events; a
+    /// child that fails meanwhile is [`DistSupervisorError::Failed`] at once.
     pub async fn wait_running(
         &self,
         id: &str,
         timeout: Duration,
     ) -> Result<String, DistSupervisorError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut events = self.inner.registry.subscribe();
         loop {
             if let Some(e) = self.inner.registry.entry(id) {
                 return Ok(e.owner.node);
             }
-            if Instant::now() >= deadline {
+            match self.status(id).await? {
+                Some((ChildStatus::Failed { node, reason }, _)) => {
+                    return Err(DistSupervisorError::Failed {
+                        id: id.to_owned(),
+                        node,
+                        reason,
+                    })
+                }
+                None | Some((ChildStatus::Removed, _)) => {
+                    return Err(DistSupervisorError::NotFound(id.to_owned()))
+                }
+                Some((ChildStatus::Live, _)) => {}
+            }
+            if !wait_event(
+                &mut events,
+                deadline,
+                |ev| matches!(ev, RegistryEvent::Registered { name, .. } if name == id),
+            )
+            .await
+            {
                 return Err(DistSupervisorError::Timeout(format!(
-                    "child {id:?} is not running"
+                    "child {id:?} is not running after {timeout:?}"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
-    /// Terminates a child wherever it runs and forgets it.
+    /// Terminates a child wherever it runs and forgets it; returns once this node sees it
+    /// stopped (woken by registry events, at most 5 s).
     pub async fn terminate_child(&self, id: &str) -> Result<(), DistSupervisorError> {
+        let mut events = self.inner.registry.subscribe();
         let id2 = id.to_owned();
         self.ask(|r| DsupMsg::Terminate(id2, r)).await??;
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while self.inner.registry.entry(id).is_some() {
-            if Instant::now() >= deadline {
+            if !wait_event(
+                &mut events,
+                deadline,
+                |ev| matches!(ev, RegistryEvent::Unregistered { name, .. } if name == id),
+            )
+            .await
+            {
                 return Err(DistSupervisorError::Timeout(format!(
                     "child {id:?} still runs"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         Ok(())
     }
@@ -409,15 +576,21 @@ impl DistributedSupervisor {
     /// Graceful shutdown of this node's part: tells the others it leaves, hands each local child
     /// to its new node (with its exported state) and stops it. Call before `Node::leave`.
     pub async fn drain(&self) -> Result<(), DistSupervisorError> {
-        self.ask(DsupMsg::Drain).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.local_children().await?.is_empty() {
-            if Instant::now() >= deadline {
-                return Err(DistSupervisorError::Timeout(
-                    "children still running".into(),
-                ));
+        // Answered once the last local child stopped.
+        match self
+            .inner
+            .actor
+            .call(DsupMsg::Drain, Some(DRAIN_TIMEOUT))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(())) => {}
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                return Err(DistSupervisorError::Timeout(format!(
+                    "children still running after {DRAIN_TIMEOUT:?}"
+                )))
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(ractor::rpc::CallResult::SenderError) => return Err(unavailable("no reply")),
+            Err(e) => return Err(unavailable(e)),
         }
         // The handed-off states and the unregistrations must reach every node before this node
         // closes its connections.

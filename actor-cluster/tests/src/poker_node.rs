@@ -9,7 +9,7 @@ use std::time::Duration;
 use actor_cluster::supervisor::DistributedSupervisor;
 use actor_cluster::Node;
 use actor_poker::service::start_supervisor;
-use actor_poker::{PokerStore, RankingMsg, RankingOptions};
+use actor_poker::{PokerStore, RankingEntity, RankingMsg, RankingOptions};
 use actor_testkit::{self as testkit, ControlExtension};
 use clap::Parser;
 use futures::future::BoxFuture;
@@ -51,6 +51,8 @@ pub enum PokerCmd {
         /// The tournament.
         tournament: u64,
     },
+    /// Hand this node's ranking actors to the others (graceful shutdown).
+    Drain,
 }
 
 impl ControlExtension for Commands {
@@ -67,15 +69,17 @@ impl ControlExtension for Commands {
                     .map_err(|e| e.to_string()),
                 PokerCmd::Summary { tournament } => {
                     let s = dsup
-                        .call_child(
-                            &actor_poker::child_id(tournament),
-                            Duration::from_secs(5),
-                            RankingMsg::Summary,
-                        )
+                        .entity::<RankingEntity>(actor_poker::child_id(tournament))
+                        .call(RankingMsg::Summary, Duration::from_secs(5))
                         .await
                         .map_err(|e| e.to_string())?;
                     serde_json::to_value(s).map_err(|e| e.to_string())
                 }
+                PokerCmd::Drain => dsup
+                    .drain()
+                    .await
+                    .map(|()| Value::Null)
+                    .map_err(|e| e.to_string()),
             }
         })
     }

@@ -47,8 +47,11 @@ pub struct RankingSummary {
     pub applied: u64,
     /// Events recognized as already applied.
     pub duplicates: u64,
-    /// Times the database was read (the load at start included).
+    /// Times the database was read (the load at start included), across planned moves.
     pub loads: u64,
+    /// Times it started from the state its previous node handed over (a planned move) instead
+    /// of reading the database.
+    pub handoffs: u64,
     /// The tournament ended and the final standings are stored.
     pub finished: bool,
 }
@@ -290,6 +293,13 @@ impl Actor for TournamentRanking {
         msg: RankingMsg,
         st: &mut RankingState,
     ) -> Result<(), ActorProcessingErr> {
+        st.on_msg(msg).await
+    }
+}
+
+impl RankingState {
+    async fn on_msg(&mut self, msg: RankingMsg) -> Result<(), ActorProcessingErr> {
+        let st = self;
         match msg {
             RankingMsg::Hand(ev) => st.apply(std::slice::from_ref(&ev)),
             RankingMsg::Hands(evs) => st.apply(&evs),
@@ -362,7 +372,8 @@ pub struct RankingSpec {
     pub tournament: u64,
 }
 
-/// The child spec of a tournament's ranking actor (`naive`: the baseline design).
+/// The child spec of a tournament's naive ranking actor (the baseline design, on the
+/// untyped layer). The incremental one is the typed entity [`RankingEntity`].
 pub fn ranking_child(tournament: u64, naive: bool) -> actor_cluster::supervisor::DistChildSpec {
     let args = actor_core::codec::encode(&RankingSpec { tournament }).unwrap_or_default();
     actor_cluster::supervisor::DistChildSpec::new(
@@ -370,6 +381,97 @@ pub fn ranking_child(tournament: u64, naive: bool) -> actor_cluster::supervisor:
         if naive { NAIVE_KIND } else { RANKING_KIND },
         args,
     )
+}
+
+/// What the ranking entities of one node share.
+#[derive(Debug, Clone)]
+pub struct RankingContext {
+    /// The database.
+    pub store: PokerStore,
+    /// Settings.
+    pub options: RankingOptions,
+}
+
+/// What a ranking entity hands to its next node on a planned move.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankingMove {
+    ranking: crate::ranking::RankingHandoff,
+    summary: RankingSummary,
+}
+
+/// The incremental ranking as a typed entity of the distributed supervisor (kind
+/// [`RANKING_KIND`], id `tournament:<id>`): it loads its tournament from the database when it
+/// starts after a crash or a node going down, and takes its standings from the handoff on a
+/// planned move (drain, redistribution), without reading the database.
+#[derive(Debug)]
+pub struct RankingEntity {
+    st: RankingState,
+}
+
+impl actor_cluster::supervisor::Entity for RankingEntity {
+    const KIND: &'static str = RANKING_KIND;
+    type Args = RankingSpec;
+    type Msg = RankingMsg;
+    type Handoff = RankingMove;
+    type Context = RankingContext;
+
+    async fn start(
+        ctx: &actor_cluster::supervisor::EntityContext<Self>,
+        args: RankingSpec,
+        handoff: Option<RankingMove>,
+    ) -> Result<Self, ActorProcessingErr> {
+        let c = ctx.context();
+        let mut st = RankingState {
+            summary: RankingSummary {
+                tournament: args.tournament,
+                ..RankingSummary::default()
+            },
+            args: RankingArgs {
+                tournament: args.tournament,
+                store: c.store.clone(),
+                options: c.options.clone(),
+            },
+            ranking: None,
+            gap_since: None,
+            last_publish: Instant::now(),
+        };
+        match handoff {
+            Some(m) if m.summary.tournament == args.tournament => {
+                let ranking = Ranking::from_handoff(m.ranking);
+                if ranking.seqs().has_gap() {
+                    st.gap_since = Some(Instant::now());
+                }
+                st.ranking = Some(ranking);
+                st.summary = m.summary;
+                st.summary.handoffs += 1;
+                tracing::debug!(
+                    tournament = args.tournament,
+                    "standings taken from the handoff"
+                );
+            }
+            _ => st.load().await?,
+        }
+        let tick = (c.options.publish_every / 2).max(Duration::from_millis(5));
+        ctx.send_interval(tick, || RankingMsg::Tick);
+        Ok(Self { st })
+    }
+
+    async fn handle(
+        &mut self,
+        _ctx: &actor_cluster::supervisor::EntityContext<Self>,
+        msg: RankingMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        self.st.on_msg(msg).await
+    }
+
+    async fn handoff(&mut self) -> Option<RankingMove> {
+        self.st.refresh_summary();
+        let ranking = self.st.ranking.as_ref()?.handoff();
+        Some(RankingMove {
+            ranking,
+            summary: self.st.summary,
+        })
+    }
 }
 
 struct Kind {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actor_cluster::MemberState;
 use actor_flags::admin::{AdminAuth, FlagJson};
-use actor_poker::actor::RankingMsg;
+use actor_poker::actor::{RankingEntity, RankingMsg};
 use actor_poker::model::StandingRow;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -232,14 +232,18 @@ async fn standings(
     let limit = q.limit.unwrap_or(20).min(1000);
     let child = actor_poker::child_id(id);
     if app.dsup.lookup_child(&child).is_some() {
-        if let Ok(rows) = app
-            .dsup
-            .call_child(&child, Duration::from_secs(2), |r| {
-                RankingMsg::Standings(0, limit, r)
-            })
+        let ranking = app.dsup.entity::<RankingEntity>(child);
+        match ranking
+            .call(
+                |r| RankingMsg::Standings(0, limit, r),
+                Duration::from_secs(2),
+            )
             .await
         {
-            return Ok(Json(rows));
+            Ok(rows) => return Ok(Json(rows)),
+            Err(e) => {
+                tracing::debug!(tournament = id, error = %e, "live standings unavailable; reading the stored ones")
+            }
         }
     }
     let rows = app

@@ -43,7 +43,51 @@ impl SupervisorCore {
             ticks: 0,
             draining: false,
             lost: BTreeMap::new(),
+            min_members: 1,
         }
+    }
+
+    /// Starts nothing, and refuses starts ([`SupRefusal::TooFewMembers`]), while fewer than
+    /// `n` members are eligible (this node included): a node that cannot see its peers does
+    /// not run the whole cluster's children alone.
+    pub fn with_min_members(mut self, n: usize) -> Self {
+        self.min_members = n.max(1);
+        self
+    }
+
+    fn enough_members(&self) -> Result<(), SupRefusal> {
+        let have = self
+            .members
+            .keys()
+            .filter(|n| !self.leaving.contains(*n))
+            .count();
+        if have < self.min_members {
+            return Err(SupRefusal::TooFewMembers {
+                have,
+                need: self.min_members,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds one child unless a live child has its id, and says which
+    /// ([`PutOutcome::AlreadyStarted`] tells whether the arguments differ).
+    pub fn start_or_get(
+        &mut self,
+        now: Now,
+        spec: DistChildSpec,
+        sample: u64,
+    ) -> Result<(PutOutcome, Vec<SupEffect>), SupRefusal> {
+        if let Some(row) = self
+            .table
+            .get(&spec.id)
+            .filter(|r| r.status == ChildStatus::Live)
+        {
+            let args_differ = row.spec.args != spec.args || row.spec.kind != spec.kind;
+            return Ok((PutOutcome::AlreadyStarted { args_differ }, Vec::new()));
+        }
+        let effects = self.put(now, vec![spec], sample)?;
+        Ok((PutOutcome::Created, effects))
     }
 
     /// This node.
@@ -125,6 +169,7 @@ impl SupervisorCore {
         if !self.quorum() {
             return Err(SupRefusal::QuorumNotMet);
         }
+        self.enough_members()?;
         let mut fresh = Vec::new();
         for mut spec in specs {
             if self
@@ -338,9 +383,10 @@ impl SupervisorCore {
             self.hold_until = None;
         }
         let mut out = Vec::new();
+        let may_start = !self.draining && self.enough_members().is_ok();
         for d in self.decide(now, reg) {
             match d {
-                Decision::Start(id) if !self.draining => self.start(&id, &mut out),
+                Decision::Start(id) if may_start => self.start(&id, &mut out),
                 Decision::Start(_) => {}
                 Decision::Stop(id) => {
                     if let Some(l) = self.running.get_mut(&id) {

@@ -51,7 +51,7 @@ pub mod placement;
 mod sync;
 pub mod table;
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -218,6 +218,25 @@ pub enum SupRefusal {
     QuorumNotMet,
     /// No child has this id.
     NotFound(String),
+    /// Fewer eligible members than the supervisor's `min_members` (it starts nothing then).
+    TooFewMembers {
+        /// Eligible members now (this node included).
+        have: usize,
+        /// The configured minimum.
+        need: usize,
+    },
+}
+
+/// What [`SupervisorCore::start_or_get`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The id was new (or terminated, or failed): the child is added.
+    Created,
+    /// A live child already has this id; it is left as it is (Horde's `already_started`).
+    AlreadyStarted {
+        /// Its arguments differ from the ones asked for (the running child keeps its own).
+        args_differ: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +279,8 @@ pub struct SupervisorCore {
     draining: bool,
     /// Children whose registration went away, and the node they ran on.
     lost: BTreeMap<String, String>,
+    /// Below this many eligible members nothing starts.
+    min_members: usize,
 }
 
 impl std::fmt::Debug for SupervisorCore {

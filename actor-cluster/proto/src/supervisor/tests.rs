@@ -51,3 +51,56 @@ fn a_node_that_regains_a_majority_waits_the_restart_delay_before_starting() {
     assert!(core.is_holding(at(base, 12_900), &reg));
     assert!(!core.is_holding(at(base, 13_100), &reg));
 }
+
+fn starts(effects: &[SupEffect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            SupEffect::Start { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn below_min_members_nothing_starts_and_starts_are_refused() {
+    let mut core =
+        SupervisorCore::new("a", ["w".to_owned()], Arc::new(Uniform), false).with_min_members(2);
+    let reg: BTreeMap<String, String> = BTreeMap::new();
+    let base = Instant::now();
+    let spec = DistChildSpec::new("c1", "w", vec![]);
+    assert_eq!(
+        core.put(at(base, 0), vec![spec.clone()], 0).err(),
+        Some(SupRefusal::TooFewMembers { have: 1, need: 2 })
+    );
+    let _ = core.on_member_up(at(base, 1), "b");
+    let _ = core.on_peer(at(base, 2), hello("b"));
+    assert!(core.put(at(base, 3), vec![spec], 0).is_ok());
+    // b goes: a alone again starts nothing, even a child that nobody runs.
+    core.on_member_down(at(base, 10), "b");
+    let effects = core.reconcile(at(base, 60_000), &reg);
+    assert!(starts(&effects).is_empty(), "{effects:?}");
+}
+
+#[test]
+fn start_or_get_reports_an_id_that_already_runs_and_whether_its_args_differ() {
+    let mut core = SupervisorCore::new("a", ["w".to_owned()], Arc::new(Uniform), false);
+    let base = Instant::now();
+    let (first, _) = core
+        .start_or_get(at(base, 0), DistChildSpec::new("c1", "w", vec![1]), 0)
+        .expect("a lone node has a quorum");
+    assert_eq!(first, PutOutcome::Created);
+    let (same, effects) = core
+        .start_or_get(at(base, 1), DistChildSpec::new("c1", "w", vec![1]), 0)
+        .expect("put");
+    assert_eq!(same, PutOutcome::AlreadyStarted { args_differ: false });
+    assert!(effects.is_empty());
+    let (other, _) = core
+        .start_or_get(at(base, 2), DistChildSpec::new("c1", "w", vec![2]), 0)
+        .expect("put");
+    assert_eq!(other, PutOutcome::AlreadyStarted { args_differ: true });
+    assert_eq!(
+        core.table().get("c1").map(|r| r.spec.args.clone()),
+        Some(vec![1])
+    );
+}

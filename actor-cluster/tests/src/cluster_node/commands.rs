@@ -139,6 +139,8 @@ pub enum ClusterCmd {
     },
     /// A flood command.
     Flood(FloodCmd),
+    /// A typed-entity command.
+    Ent(super::tally::EntCmd),
 }
 
 /// The cluster test node's side of its commands.
@@ -317,6 +319,7 @@ impl ControlExtension for Commands {
         let node = node.clone();
         Box::pin(async move {
             match cmd {
+                ClusterCmd::Ent(e) => Ok(super::tally::run(&this.dsup, e).await),
                 ClusterCmd::WaitMembers { n, timeout_ms } => {
                     let up = node
                         .wait_for_members(n, Duration::from_millis(timeout_ms))

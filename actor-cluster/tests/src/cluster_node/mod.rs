@@ -4,6 +4,7 @@
 
 mod actors;
 mod commands;
+pub mod tally;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -89,6 +90,12 @@ pub struct Args {
     /// Distributed supervisor: active redistribution on join.
     #[arg(long)]
     pub active: bool,
+    /// Distributed supervisor: start nothing below this many eligible members.
+    #[arg(long, default_value_t = 1)]
+    pub min_members: usize,
+    /// Typed entities: the folder each tally appends its lines to.
+    #[arg(long)]
+    pub tally_dir: Option<PathBuf>,
 }
 
 /// Runs a cluster test node until its control channel closes.
@@ -162,6 +169,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 log: args.child_log.clone(),
             },
         )
+        .entity::<tally::Tally>(tally::TallyContext {
+            node: args.name.clone(),
+            dir: args.tally_dir.clone(),
+        })
+        .min_members(args.min_members)
         .active_redistribution(args.active);
     if let Some(q) = &args.quorum {
         dsup = dsup.placement(Quorum {
