@@ -47,6 +47,8 @@ pub(crate) enum DsupMsg {
     Status(String, RpcReplyPort<Option<(ChildStatus, String)>>),
     Local(RpcReplyPort<Vec<String>>),
     Eligible(RpcReplyPort<Vec<String>>),
+    /// Answered once at least this many members are eligible.
+    WaitEligible(usize, RpcReplyPort<Vec<String>>),
     /// How many decisions a reconciliation would take now (0: settled).
     Pending(RpcReplyPort<usize>),
     /// Answered once no local child runs.
@@ -72,6 +74,8 @@ pub(crate) struct DState {
     pub(crate) wake: Option<Instant>,
     /// Drains waiting for the last local child to stop.
     pub(crate) drains: Vec<RpcReplyPort<()>>,
+    /// Waits for a number of eligible members.
+    pub(crate) member_waits: Vec<(usize, RpcReplyPort<Vec<String>>)>,
     /// Why a local child's last incarnation failed, for its next registration's metadata.
     pub(crate) last_exit: HashMap<String, String>,
 }
@@ -138,10 +142,25 @@ impl DsupActor {
             st.reconcile_pending = true;
             let _ = myself.cast(DsupMsg::Reconcile);
         }
+        Self::answer_member_waits(st);
         if !st.drains.is_empty() && st.core.local_children().is_empty() && st.cells.is_empty() {
             for r in st.drains.drain(..) {
                 let _ = r.send(());
             }
+        }
+    }
+
+    fn answer_member_waits(st: &mut DState) {
+        if st.member_waits.is_empty() {
+            return;
+        }
+        let eligible = st.core.eligible_members();
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.member_waits)
+            .into_iter()
+            .partition(|(n, r)| eligible.len() >= *n || r.is_closed());
+        st.member_waits = waiting;
+        for (_, r) in done {
+            let _ = r.send(eligible.clone());
         }
     }
 
@@ -352,6 +371,11 @@ impl Actor for DsupActor {
             }
             DsupMsg::Eligible(reply) => {
                 let _ = reply.send(st.core.eligible_members());
+                return Ok(());
+            }
+            DsupMsg::WaitEligible(n, reply) => {
+                st.member_waits.push((n, reply));
+                Self::answer_member_waits(st);
                 return Ok(());
             }
             DsupMsg::Pending(reply) => {

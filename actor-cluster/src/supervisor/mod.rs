@@ -286,6 +286,7 @@ impl DistributedSupervisorBuilder {
             reconcile_pending: false,
             wake: None,
             drains: Vec::new(),
+            member_waits: Vec::new(),
             last_exit: HashMap::new(),
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
@@ -561,6 +562,33 @@ impl DistributedSupervisor {
     /// this node has learned.
     pub async fn eligible_members(&self) -> Result<Vec<String>, DistSupervisorError> {
         self.ask(DsupMsg::Eligible).await
+    }
+
+    /// Waits until at least `n` members (this node included) can run children, i.e. their
+    /// supervisors have met this one; returns them. Woken by the supervisor's own member
+    /// events; [`DistSupervisorError::Timeout`] names the members eligible at the deadline.
+    pub async fn wait_for_members(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<String>, DistSupervisorError> {
+        match self
+            .inner
+            .actor
+            .call(|r| DsupMsg::WaitEligible(n, r), Some(timeout))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(members)) => Ok(members),
+            Ok(ractor::rpc::CallResult::Timeout) => {
+                let now = self.eligible_members().await.unwrap_or_default();
+                Err(DistSupervisorError::Timeout(format!(
+                    "{} of {n} members eligible after {timeout:?}: {now:?}",
+                    now.len()
+                )))
+            }
+            Ok(ractor::rpc::CallResult::SenderError) => Err(unavailable("no reply")),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     /// How many starts, stops and moves this node would make now (0 once settled).

@@ -1,52 +1,78 @@
-//! Two nodes, one supervised actor, a failover. Both nodes run in this process for brevity; the
-//! node that runs the actor is then cut off from the other (as a crashed machine would be), and
-//! the actor is restarted on the survivor.
+//! Two node processes, a typed entity per name, a failover.
+//!
+//! This process is node `a`; it starts node `b` as a second process of the same program (a
+//! process holds one node: ractor's registry and groups are process-wide). `a` starts a greeter
+//! entity for each of four names somewhere in the cluster and greets each one by name, wherever
+//! it runs. Then `b` is killed with SIGKILL, and the greeters that ran there answer again from
+//! `a`, restarted by the distributed supervisor.
 //!
 //! `cargo run -p examples --bin hello_cluster`
 #![allow(clippy::print_stdout)]
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use actor_cluster::supervisor::{DistChildSpec, DistributedSupervisor, StartContext};
-use actor_cluster::Node;
+use actor_cluster::supervisor::{DistributedSupervisor, Entity, EntityContext};
+use actor_cluster::{MemberEvent, Node};
 use actor_core::RemoteMessage;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{ActorProcessingErr, RpcReplyPort};
+use tokio::io::AsyncBufReadExt;
 
-/// What the greeter understands; it crosses nodes, so it derives `RemoteMessage`.
+/// What a greeter understands. It crosses nodes, so it derives `RemoteMessage`; a variant that
+/// ends in a reply port is a call.
 #[derive(RemoteMessage)]
 enum GreeterMsg {
     Hello(String, RpcReplyPort<String>),
 }
 
-/// A greeter that says which node it runs on.
-struct Greeter;
+/// A greeter: one per name, counting the greetings it gave.
+struct Greeter {
+    greeted: u64,
+}
 
-impl Actor for Greeter {
+impl Entity for Greeter {
+    /// The kind's name, the same on every node.
+    const KIND: &'static str = "greeter";
+    /// Started with nothing but its id.
+    type Args = ();
     type Msg = GreeterMsg;
-    type State = String;
-    type Arguments = String;
+    /// On a planned move (a drain) it takes its count along; after a crash it starts at 0.
+    type Handoff = u64;
+    /// What the greeters of one node share: the node's name.
+    type Context = String;
 
-    async fn pre_start(
-        &self,
-        _: ActorRef<GreeterMsg>,
-        node: String,
-    ) -> Result<String, ActorProcessingErr> {
-        Ok(node)
+    async fn start(
+        _ctx: &EntityContext<Self>,
+        _args: (),
+        handoff: Option<u64>,
+    ) -> Result<Self, ActorProcessingErr> {
+        Ok(Self {
+            greeted: handoff.unwrap_or(0),
+        })
     }
 
     async fn handle(
-        &self,
-        _: ActorRef<GreeterMsg>,
+        &mut self,
+        ctx: &EntityContext<Self>,
         msg: GreeterMsg,
-        node: &mut String,
     ) -> Result<(), ActorProcessingErr> {
         let GreeterMsg::Hello(who, reply) = msg;
-        let _ = reply.send(format!("hello {who}, from {node}"));
+        self.greeted += 1;
+        let _ = reply.send(format!(
+            "hello {who}, from {} on {} (greeting #{})",
+            ctx.id(),
+            ctx.context(),
+            self.greeted
+        ));
         Ok(())
+    }
+
+    async fn handoff(&mut self) -> Option<u64> {
+        Some(self.greeted)
     }
 }
 
-/// A node with the supervisor `hello`, which knows how to start greeters.
+/// A node with the supervisor `hello`, which runs greeters.
 async fn start_node(
     name: &str,
     seeds: Vec<String>,
@@ -57,77 +83,94 @@ async fn start_node(
         .seeds(seeds)
         .start()
         .await?;
-    let me = name.to_owned();
     let sup = DistributedSupervisor::builder("hello")
-        .kind("greeter", move |ctx: StartContext| {
-            let me = me.clone();
-            async move {
-                let (actor, _) = Actor::spawn_linked(None, Greeter, me, ctx.supervisor).await?;
-                Ok(actor.get_cell())
-            }
-        })
+        .entity::<Greeter>(name.to_owned())
         .start(&node)
         .await?;
     Ok((node, sup))
 }
 
-async fn greet(
-    sup: &DistributedSupervisor,
-    who: &str,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let who = who.to_owned();
-    Ok(sup
-        .call_child("greeter", Duration::from_secs(5), move |r| {
-            GreeterMsg::Hello(who.clone(), r)
-        })
-        .await?)
+/// Node `b`: joins `a` and runs until killed (or until `a` closes its stdin).
+async fn run_b(seed: String) -> Result<(), Box<dyn std::error::Error>> {
+    let (_node, _sup) = start_node("b", vec![seed]).await?;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while stdin.next_line().await?.is_some() {}
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (a, a_sup) = start_node("a", vec![]).await?;
-    let (b, b_sup) = start_node("b", vec![a.addr().to_string()]).await?;
-    while a_sup.eligible_members().await?.len() < 2 || b_sup.eligible_members().await?.len() < 2 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, role, seed] = args.as_slice() {
+        if role == "b" {
+            return run_b(seed.clone()).await;
+        }
     }
-    println!("cluster: a at {}, b at {}", a.addr(), b.addr());
 
-    // Start the greeter somewhere in the cluster, and call it by name from both nodes.
-    let spec = DistChildSpec::new("greeter", "greeter", Vec::new());
-    let runs_on = a_sup.start_child(spec, Duration::from_secs(5)).await?;
-    println!("the greeter runs on {runs_on}");
-    println!("a asks: {}", greet(&a_sup, "a").await?);
-    println!("b asks: {}", greet(&b_sup, "b").await?);
+    let (a, sup) = start_node("a", vec![]).await?;
+    let mut b = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["b", &a.addr().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let b_pid = b.id().unwrap_or_default();
+    // Both supervisors have met: children can be placed on either node.
+    sup.wait_for_members(2, Duration::from_secs(10)).await?;
+    println!(
+        "cluster: a (pid {}) and b (pid {b_pid})",
+        std::process::id()
+    );
 
-    // The node that runs it becomes unreachable, as a crashed machine does.
-    let (dead, dead_sup, survivor, survivor_sup) = if runs_on == "a" {
-        (&a, &a_sup, &b, &b_sup)
-    } else {
-        (&b, &b_sup, &a, &a_sup)
-    };
-    let cut = Instant::now();
-    dead.faults().block([survivor.identity().name.clone()]);
-    survivor.faults().block([dead.identity().name.clone()]);
-    dead_sup.stop();
-    println!("{runs_on} is cut off");
-    let now_on = survivor_sup
-        .wait_running("greeter", Duration::from_secs(10))
-        .await?;
-    let mut now_on = now_on;
-    while now_on != survivor.identity().name {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        now_on = survivor_sup
-            .wait_running("greeter", Duration::from_secs(10))
+    let names = ["ada", "grace", "linus", "barbara", "ken", "margaret"];
+    let mut on_b = Vec::new();
+    for name in names {
+        let greeter = sup.entity::<Greeter>(format!("greeter:{name}"));
+        let started = greeter.start(&(), Duration::from_secs(5)).await?;
+        println!("{} runs on {}", greeter.id(), started.node);
+        if started.node == "b" {
+            on_b.push(greeter.clone());
+        }
+        let answer = greeter
+            .call(
+                |r| GreeterMsg::Hello(name.into(), r),
+                Duration::from_secs(5),
+            )
             .await?;
+        println!("  {answer}");
     }
+
+    // b dies as a crashed machine does. A call sent to it meanwhile would be in doubt (it
+    // may have been handled before the kill), so it is not re-sent; wait for b to be down.
+    let mut events = a.subscribe();
+    let killed = Instant::now();
+    b.start_kill()?;
+    b.wait().await?;
+    println!("b killed with SIGKILL");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(ev) = events.recv().await {
+            if matches!(&ev, MemberEvent::MemberDown { node, .. } if node.name == "b") {
+                break;
+            }
+        }
+    })
+    .await?;
     println!(
-        "the greeter was restarted on {now_on} {:.0} ms after the cut",
-        cut.elapsed().as_secs_f64() * 1000.0
+        "a saw b down {:.0} ms after the kill",
+        killed.elapsed().as_secs_f64() * 1000.0
     );
-    println!(
-        "{} asks: {}",
-        survivor.identity().name,
-        greet(survivor_sup, "again").await?
-    );
+    for greeter in &on_b {
+        // The call waits while the greeter has no node, and goes out once it runs again.
+        let answer = greeter
+            .call(
+                |r| GreeterMsg::Hello("again".into(), r),
+                Duration::from_secs(10),
+            )
+            .await?;
+        println!(
+            "  {answer} ({:.0} ms after the kill)",
+            killed.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
 }
