@@ -245,17 +245,66 @@ pub fn lookup_remote<M: Message>(group: &str) -> Vec<ActorRef<M>> {
         .collect()
 }
 
-/// Waits (polling, bounded by `timeout`) until an actor is registered under `group` for `M` on
-/// another node, and returns it.
+/// Waits (at most `timeout`) until an actor is registered under `group` for `M` on another
+/// node, and returns it. Woken by the process-group changes of the group's scope, not by
+/// polling.
 pub async fn wait_remote<M: Message>(group: &str, timeout: Duration) -> Option<ActorRef<M>> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let scope = scope_of(std::any::type_name::<M>());
+    let changed = Arc::new(tokio::sync::Notify::new());
+    // Without a watcher (the actor system is shutting down), look once.
+    let watcher = ractor::Actor::spawn(None, PgWatch, changed.clone())
+        .await
+        .ok()
+        .map(|(w, _)| w);
+    if let Some(w) = &watcher {
+        ractor::pg::monitor_scope(scope.clone(), w.get_cell());
+    }
+    let found = loop {
+        // Registered before the wait began, or between the watch and this look.
+        let notified = changed.notified();
         if let Some(r) = lookup_remote::<M>(group).into_iter().next() {
-            return Some(r);
+            break Some(r);
         }
-        if Instant::now() >= deadline {
-            return None;
+        if watcher.is_none() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            break None;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    if let Some(w) = watcher {
+        ractor::pg::demonitor_scope(scope, w.get_id());
+        w.stop(None);
+    }
+    found
+}
+
+/// Wakes [`wait_remote`] on every change of a process-group scope.
+struct PgWatch;
+
+#[derive(actor_core::LocalMessage)]
+enum PgWatchMsg {}
+
+impl ractor::Actor for PgWatch {
+    type Msg = PgWatchMsg;
+    type State = Arc<tokio::sync::Notify>;
+    type Arguments = Arc<tokio::sync::Notify>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<PgWatchMsg>,
+        n: Arc<tokio::sync::Notify>,
+    ) -> Result<Arc<tokio::sync::Notify>, ractor::ActorProcessingErr> {
+        Ok(n)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<PgWatchMsg>,
+        evt: ractor::SupervisionEvent,
+        n: &mut Arc<tokio::sync::Notify>,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if let ractor::SupervisionEvent::ProcessGroupChanged(_) = evt {
+            n.notify_one();
+        }
+        Ok(())
     }
 }

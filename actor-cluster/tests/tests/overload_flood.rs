@@ -79,7 +79,7 @@ async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: FloodMode) -> Value
         }
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}; last status {}; logs {} {}", status.lock(), from.log_path().display(), to.log_path().display()));
     let status = status.lock().clone();
     println!("{mode:?}: {status}");
     assert_eq!(status["failed"], json!(0));

@@ -100,7 +100,7 @@ pub fn is_node_process() -> bool {
 
 /// Runs this process as a node until the parent closes its control channel.
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
-    actor_cluster_launch::init_logging("info,ractor=warn,ractor_cluster=warn,sqlx=warn");
+    actor_cluster_launch::init_logging("info,ractor=warn,ractor_cluster=error,sqlx=warn");
     let cli = NodeCli::parse();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let app = App::start(&cli.node, true).await?;

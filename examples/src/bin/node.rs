@@ -25,10 +25,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // ractor_cluster warns about routine events (a session's child exiting as its peer goes):
+    // only its errors are shown unless RUST_LOG says otherwise.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,ractor=warn,ractor_cluster=warn,sqlx=warn".into()),
+                .unwrap_or_else(|_| "info,ractor=warn,ractor_cluster=error,sqlx=warn".into()),
         )
         .init();
     let cli = Cli::parse();

@@ -4,6 +4,6 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    actor_testkit::init_logging("info,ractor_cluster=warn");
+    actor_testkit::init_logging("info,ractor_cluster=error");
     actor_cluster_tests::cluster_node::run(actor_cluster_tests::cluster_node::Args::parse()).await
 }
