@@ -29,7 +29,7 @@
 //! flooded node is not declared down. Sends to local actors are never bounded.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
