@@ -323,6 +323,23 @@ impl NodeProcess {
         self.spawn().await
     }
 
+    /// SIGTERM (a deployment's stop: a node binary drains and leaves), and waits up to
+    /// `timeout` for the process to exit; then SIGKILL and [`LaunchError::Timeout`].
+    pub async fn terminate(&mut self, timeout: Duration) -> Result<(), LaunchError> {
+        self.signal(nix::sys::signal::Signal::SIGTERM)?;
+        *self.stdin.get_mut() = None;
+        if let Some(mut child) = self.child.take() {
+            if tokio::time::timeout(timeout, child.wait()).await.is_err() {
+                let _ = child.kill().await;
+                return Err(LaunchError::Timeout(format!(
+                    "{} did not exit within {timeout:?} of SIGTERM",
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Asks the node to leave gracefully and waits (bounded) for the process to exit.
     pub async fn leave(&mut self) -> Result<(), LaunchError> {
         self.request(Control::Leave).await?;

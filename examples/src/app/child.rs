@@ -106,7 +106,22 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
         let app = App::start(&cli.node, true).await?;
         let seen = InstallLog::record(&app.flags);
         let node = app.node.clone();
-        actor_cluster_launch::serve(node, Arc::new(Commands { app, seen })).await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let commands = Arc::new(Commands {
+            app: app.clone(),
+            seen,
+        });
+        tokio::select! {
+            () = actor_cluster_launch::serve(node, commands) => {}
+            _ = term.recv() => {
+                // A deployment's stop: hand the ranking actors over, then leave.
+                tracing::info!("SIGTERM: draining, then leaving");
+                if let Err(e) = app.dsup.drain().await {
+                    tracing::warn!(error = %e, "drain");
+                }
+                app.node.clone().leave().await?;
+            }
+        }
         Ok::<(), Box<dyn std::error::Error>>(())
     })
 }

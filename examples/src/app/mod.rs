@@ -109,6 +109,9 @@ pub enum AppError {
     /// The admin listener.
     #[error("admin listener: {0}")]
     Io(#[from] std::io::Error),
+    /// The distributed supervisor refused or timed out.
+    #[error("supervisor: {0}")]
+    Supervisor(#[from] actor_cluster::DistSupervisorError),
 }
 
 /// A running application node.
@@ -153,17 +156,22 @@ pub async fn flag_store(url: &str) -> Result<Arc<dyn FlagStore>, AppError> {
 
 impl App {
     /// Waits, up to `timeout`, until this node's supervisor knows a supervisor on each of the
-    /// named nodes; returns how long that took.
+    /// named nodes (woken by the supervisor's member events); returns how long that took.
     pub async fn wait_for_nodes(
         &self,
         names: &[String],
         timeout: Duration,
-    ) -> Result<Duration, actor_cluster_launch::LaunchError> {
-        actor_cluster_launch::wait_until("every node's supervisor", timeout, || async {
-            let known = self.dsup.eligible_members().await.unwrap_or_default();
-            Ok(names.iter().all(|n| known.contains(n)))
-        })
-        .await
+    ) -> Result<Duration, AppError> {
+        let began = std::time::Instant::now();
+        let me = self.node.identity().name.clone();
+        let want = names.len() + usize::from(!names.contains(&me));
+        let known = self.dsup.wait_for_members(want, timeout).await?;
+        match names.iter().find(|n| !known.contains(n)) {
+            None => Ok(began.elapsed()),
+            Some(missing) => Err(AppError::Config(format!(
+                "{want} supervisors met, but not the one on {missing}: {known:?}"
+            ))),
+        }
     }
 
     /// Starts a node: database, flags, cluster membership, the supervisor with the ranking

@@ -52,6 +52,10 @@ struct Cli {
     /// After the report, keep the cluster running and serve the admin pages until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
+    /// Three fifths in, a rolling deploy: each live node in turn gets SIGTERM, drains (its
+    /// ranking actors move with their standings) and a fresh process takes its place.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    rolling_deploy: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,9 +73,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 struct Failover {
     node: String,
+    /// The ranking actors that ran on the killed node.
+    ids: Vec<String>,
     actors: usize,
     to: Vec<String>,
     took: Duration,
+}
+
+/// One node's turn in the rolling deploy.
+struct Redeploy {
+    node: String,
+    moved: Vec<String>,
+    /// SIGTERM until every moved ranking actor ran on another node.
+    handoff: Duration,
+    /// Until the fresh process's supervisor was known to the driver.
+    back: Duration,
+}
+
+/// SIGTERM to `node`, which drains and leaves; returns once every one of `moved` runs on
+/// another node (woken by the driver's registry events) and the process exited.
+async fn redeploy_one(
+    node: &mut NodeProcess,
+    fresh_args: &[String],
+    driver: &App,
+    names: &[String],
+) -> Result<Redeploy, Box<dyn std::error::Error>> {
+    let name = node.name().to_owned();
+    let moved = local_children(node).await;
+    let registry = driver.dsup.registry();
+    let mut events = registry.subscribe();
+    let began = Instant::now();
+    node.terminate(Duration::from_secs(30)).await?;
+    let elsewhere = |id: &String| registry.entry(id).is_some_and(|e| e.owner.node != name);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !moved.iter().all(elsewhere) {
+            if let Err(tokio::sync::broadcast::error::RecvError::Closed) = events.recv().await {
+                break;
+            }
+        }
+    })
+    .await?;
+    let handoff = began.elapsed();
+    // The new version: a fresh process under the same name, joining the live nodes.
+    *node = NodeProcess::start(std::env::current_exe()?, &name, fresh_args).await?;
+    driver
+        .wait_for_nodes(names, Duration::from_secs(30))
+        .await?;
+    Ok(Redeploy {
+        node: name,
+        moved,
+        handoff,
+        back: began.elapsed(),
+    })
 }
 
 async fn local_children(n: &NodeProcess) -> Vec<String> {
@@ -233,6 +286,7 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let mut flag_result: Option<(Duration, Vec<(String, Duration)>)> = None;
     let mut failover: Option<Failover> = None;
     let mut killed: Option<usize> = None;
+    let mut redeploys: Option<Vec<Redeploy>> = None;
     let mut last_nodes = Instant::now() - Duration::from_secs(1);
     while progress.finished.load(Ordering::Relaxed) < cli.tournaments
         && !tasks.iter().all(|t| t.is_finished())
@@ -349,17 +403,74 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             failover = Some(Failover {
                 node: name,
                 actors: moved.len(),
+                ids: moved.clone(),
                 to,
                 took,
             });
+        }
+        // Three fifths in: a rolling deploy of the live nodes.
+        if cli.rolling_deploy
+            && redeploys.is_none()
+            && nodes.len() >= 2
+            && hands >= total_hands * 3 / 5
+        {
+            let names: Vec<String> = nodes.iter().map(|n| n.name().to_owned()).collect();
+            let live: Vec<String> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| killed != Some(*i))
+                .map(|(_, n)| n.clone())
+                .collect();
+            let mut turns = Vec::new();
+            for i in 0..nodes.len() {
+                if killed == Some(i) {
+                    continue;
+                }
+                let mut fresh_args = node_args(None);
+                for (j, other) in nodes.iter().enumerate() {
+                    if j != i && killed != Some(j) {
+                        fresh_args.extend(["--seed".to_string(), other.addr()]);
+                    }
+                }
+                let node = &mut nodes[i];
+                say(&mp, format!("rolling deploy: SIGTERM to {}", node.name()));
+                let r = redeploy_one(node, &fresh_args, &driver, &live).await?;
+                say(&mp, format!(
+                    "rolling deploy: {} handed {} ranking actors over in {}, a fresh {} was back after {}",
+                    r.node,
+                    r.moved.len(),
+                    ms(r.handoff),
+                    r.node,
+                    ms(r.back)
+                ));
+                turns.push(r);
+            }
+            redeploys = Some(turns);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut failed = Vec::new();
     let mut loads = 0;
+    let (mut handoffs, mut moved_loads, mut moved_count) = (0, 0, 0);
+    let moved_ids: std::collections::BTreeSet<String> = redeploys
+        .iter()
+        .flatten()
+        .flat_map(|r| r.moved.iter().cloned())
+        .collect();
     for (t, task) in tasks.into_iter().enumerate() {
         match task.await {
-            Ok(Ok(out)) => loads += out.ranking.loads,
+            Ok(Ok(out)) => {
+                loads += out.ranking.loads;
+                handoffs += out.ranking.handoffs;
+                let id = child_id(out.ranking.tournament);
+                if moved_ids.contains(&id) {
+                    moved_count += 1;
+                    // Beyond the load at start and a failover's reload: reads the planned
+                    // moves caused (a hole to repair from a cast lost in the move).
+                    let failed_over = failover.as_ref().is_some_and(|f| f.ids.contains(&id));
+                    moved_loads += out.ranking.loads.saturating_sub(1 + u64::from(failed_over));
+                }
+            }
             Ok(Err(e)) => failed.push(format!("tournament #{t}: {e}")),
             Err(e) => failed.push(format!("tournament #{t}: {e}")),
         }
@@ -427,7 +538,26 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         ),
         None => println!("flag:         not switched (the run ended first)"),
     }
-    println!("database reads by the final ranking actors: {loads} (one load each at start)");
+    match &redeploys {
+        Some(turns) => {
+            for r in turns {
+                println!(
+                    "deploy:       SIGTERM {}: {} ranking actors handed over in {}; the fresh process was back after {}",
+                    r.node,
+                    r.moved.len(),
+                    ms(r.handoff),
+                    ms(r.back)
+                );
+            }
+            println!(
+                "              {handoffs} planned moves of {moved_count} ranking actors, with their standings; database reads the moves caused: {moved_loads}"
+            );
+        }
+        None => println!("deploy:       none"),
+    }
+    println!(
+        "database reads by the ranking actors: {loads} (one load each at start, one per failover)"
+    );
     let ok = mismatches.is_empty() && failed.is_empty();
     if ok {
         println!(
