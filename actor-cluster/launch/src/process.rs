@@ -327,17 +327,23 @@ impl NodeProcess {
     /// `timeout` for the process to exit; then SIGKILL and [`LaunchError::Timeout`].
     pub async fn terminate(&mut self, timeout: Duration) -> Result<(), LaunchError> {
         self.signal(nix::sys::signal::Signal::SIGTERM)?;
+        // The control channel stays open until the process is gone: a node process ends when
+        // it closes, and would then skip the drain that SIGTERM asks for.
+        let result = match self.child.take() {
+            Some(mut child) => match tokio::time::timeout(timeout, child.wait()).await {
+                Ok(_) => Ok(()),
+                Err(_) => {
+                    let _ = child.kill().await;
+                    Err(LaunchError::Timeout(format!(
+                        "{} did not exit within {timeout:?} of SIGTERM",
+                        self.name
+                    )))
+                }
+            },
+            None => Ok(()),
+        };
         *self.stdin.get_mut() = None;
-        if let Some(mut child) = self.child.take() {
-            if tokio::time::timeout(timeout, child.wait()).await.is_err() {
-                let _ = child.kill().await;
-                return Err(LaunchError::Timeout(format!(
-                    "{} did not exit within {timeout:?} of SIGTERM",
-                    self.name
-                )));
-            }
-        }
-        Ok(())
+        result
     }
 
     /// Asks the node to leave gracefully and waits (bounded) for the process to exit.

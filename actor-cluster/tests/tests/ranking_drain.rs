@@ -9,17 +9,17 @@
     clippy::print_stdout
 )]
 
+mod common;
+
 use actor_cluster_tests::poker_node::PokerCmd;
+use common::poker::{most_ranking_actors, poker_cluster};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_cluster::supervisor::DistributedSupervisor;
-use actor_cluster::Node;
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, PokerStore, SimConfig, TournamentSim};
-use actor_testkit::{wait_until, TestNode};
+use actor_testkit::wait_until;
 
-const BIN: &str = env!("CARGO_BIN_EXE_poker-testnode");
 const TOURNAMENTS: u64 = 10;
 const PLAYERS: u32 = 200;
 
@@ -28,46 +28,7 @@ async fn a_drained_ranking_actor_moves_with_its_standings_and_reads_no_database(
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("poker.db").display().to_string();
     let store = PokerStore::open_with(&url, 8).await.unwrap();
-    let mut nodes: Vec<TestNode> = Vec::new();
-    for i in 0..2 {
-        let mut args = vec!["--store".to_string(), url.clone()];
-        if let Some(first) = nodes.first() {
-            args.extend(["--seed".to_string(), first.addr()]);
-        }
-        nodes.push(TestNode::start(BIN, &format!("d{i}"), &args).await.unwrap());
-    }
-    let driver = Node::builder("drain-driver")
-        .listen("127.0.0.1:0".parse().unwrap())
-        .cookie("poker")
-        .seeds([nodes[0].addr()])
-        .start()
-        .await
-        .unwrap();
-    driver
-        .wait_for_members(2, Duration::from_secs(20))
-        .await
-        .unwrap();
-    let dsup = DistributedSupervisor::builder(actor_poker::SUPERVISOR)
-        .start(&driver)
-        .await
-        .unwrap();
-    wait_until(
-        "the driver knows both ranking nodes' supervisors",
-        Duration::from_secs(20),
-        || async {
-            let known = dsup.eligible_members().await.unwrap_or_default();
-            Ok(nodes.iter().all(|n| known.iter().any(|k| k == n.name())))
-        },
-    )
-    .await
-    .unwrap();
-    for n in &nodes {
-        wait_until("full mesh", Duration::from_secs(20), || async {
-            Ok(n.up_members().await?.len() == 2)
-        })
-        .await
-        .unwrap();
-    }
+    let (nodes, _driver, dsup) = poker_cluster(&url, "drain", 2).await;
 
     let opts = DriverOptions::default();
     let mut sims = Vec::new();
@@ -78,14 +39,7 @@ async fn a_drained_ranking_actor_moves_with_its_standings_and_reads_no_database(
             .unwrap();
         sims.push(sim);
     }
-    let mut most = (0, Vec::new());
-    for (i, n) in nodes.iter().enumerate() {
-        let local: Vec<String> =
-            serde_json::from_value(n.command(&PokerCmd::Local).await.unwrap()).unwrap();
-        if local.len() > most.1.len() {
-            most = (i, local);
-        }
-    }
+    let most = most_ranking_actors(&nodes).await;
     let (drained, moved) = most;
     assert!(!moved.is_empty());
     nodes[drained].command(&PokerCmd::Drain).await.unwrap();

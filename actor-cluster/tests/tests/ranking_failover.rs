@@ -11,19 +11,18 @@
     clippy::print_stdout
 )]
 
-use actor_cluster_tests::poker_node::PokerCmd;
+mod common;
+
+use common::poker::{most_ranking_actors, poker_cluster};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actor_cluster::supervisor::DistributedSupervisor;
-use actor_cluster::Node;
 use actor_poker::driver::{open_tournament, play_tournament, DriverOptions, Progress};
 use actor_poker::{child_id, PokerStore, SimConfig, TournamentSim};
-use actor_testkit::{wait_until, TestNode};
+use actor_testkit::wait_until;
 
-const BIN: &str = env!("CARGO_BIN_EXE_poker-testnode");
 const TOURNAMENTS: u64 = 50;
 const PLAYERS: u32 = 1000;
 
@@ -32,46 +31,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn failover_run(url: &str, label: &str, seed: u64) {
     let store = PokerStore::open_with(url, 16).await.unwrap();
-    let mut nodes: Vec<TestNode> = Vec::new();
-    for i in 0..3 {
-        let mut args = vec!["--store".to_string(), url.to_string()];
-        if let Some(first) = nodes.first() {
-            args.extend(["--seed".to_string(), first.addr()]);
-        }
-        nodes.push(
-            TestNode::start(BIN, &format!("{label}-n{i}"), &args)
-                .await
-                .unwrap(),
-        );
-    }
-    let driver = Node::builder(format!("{label}-driver"))
-        .listen("127.0.0.1:0".parse().unwrap())
-        .cookie("poker")
-        .seeds([nodes[0].addr()])
-        .start()
-        .await
-        .unwrap();
-    let dsup = DistributedSupervisor::builder(actor_poker::SUPERVISOR)
-        .start(&driver)
-        .await
-        .unwrap();
-    wait_until(
-        "the driver knows the 3 ranking nodes' supervisors",
-        Duration::from_secs(20),
-        || async {
-            let known = dsup.eligible_members().await.unwrap_or_default();
-            Ok(nodes.iter().all(|n| known.iter().any(|k| k == n.name())))
-        },
-    )
-    .await
-    .unwrap();
-    for n in &nodes {
-        wait_until("full mesh", Duration::from_secs(20), || async {
-            Ok(n.up_members().await?.len() == 3)
-        })
-        .await
-        .unwrap();
-    }
+    let (mut nodes, _driver, dsup) = poker_cluster(url, label, 3).await;
 
     // 50 tournaments, each with its ranking actor somewhere in the cluster.
     let base = seed * 1000;
@@ -104,14 +64,7 @@ async fn failover_run(url: &str, label: &str, seed: u64) {
     )
     .await
     .unwrap();
-    let mut most = (0, Vec::new());
-    for (i, n) in nodes.iter().enumerate() {
-        let local: Vec<String> =
-            serde_json::from_value(n.command(&PokerCmd::Local).await.unwrap()).unwrap();
-        if local.len() > most.1.len() {
-            most = (i, local);
-        }
-    }
+    let most = most_ranking_actors(&nodes).await;
     let (victim, moved) = most;
     let victim_name = nodes[victim].name().to_owned();
     let hands_at_kill = progress.hands.load(Ordering::Relaxed);

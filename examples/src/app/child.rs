@@ -102,7 +102,8 @@ pub fn is_node_process() -> bool {
 pub fn run() -> Result<(), Box<dyn std::error::Error>> {
     actor_cluster_launch::init_logging("info,ractor=warn,ractor_cluster=error,sqlx=warn");
     let cli = NodeCli::parse();
-    tokio::runtime::Runtime::new()?.block_on(async move {
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async move {
         let app = App::start(&cli.node, true).await?;
         let seen = InstallLog::record(&app.flags);
         let node = app.node.clone();
@@ -123,5 +124,9 @@ pub fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Ok::<(), Box<dyn std::error::Error>>(())
-    })
+    });
+    // The control channel's reader may still block on stdin (open until the parent sees this
+    // process exit): do not wait for it.
+    rt.shutdown_background();
+    result
 }

@@ -550,7 +550,8 @@ async fn run_demo(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                 );
             }
             println!(
-                "              {handoffs} planned moves of {moved_count} ranking actors, with their standings; database reads the moves caused: {moved_loads}"
+                "              {handoffs} of {} moves of {moved_count} ranking actors came with their standings; database reads the moves caused: {moved_loads}",
+                turns.iter().map(|r| r.moved.len()).sum::<usize>()
             );
         }
         None => println!("deploy:       none"),

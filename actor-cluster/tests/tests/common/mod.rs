@@ -8,6 +8,8 @@
     clippy::print_stdout
 )]
 
+pub mod poker;
+
 use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
