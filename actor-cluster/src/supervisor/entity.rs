@@ -184,6 +184,10 @@ impl<E: Entity> std::fmt::Debug for EntityRef<E> {
 /// still be on its way.
 const GONE_GRACE: Duration = Duration::from_millis(250);
 
+/// After a remote call's answer was lost with the actor's proxy: how long the registration of
+/// its restarted incarnation (which carries why it failed) may take to arrive.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
 /// One registered incarnation of an entity.
 struct Target<E: Entity> {
     actor: ActorRef<Envelope<E>>,
@@ -506,7 +510,9 @@ impl<E: Entity> EntityRef<E> {
                 }
             }
         }
-        let grace = deadline.min(Instant::now() + GONE_GRACE);
+        // The restart registers the next incarnation after the failure; on a loaded machine
+        // that can take a while.
+        let grace = deadline.min(Instant::now() + EXIT_GRACE);
         let wait = async {
             loop {
                 match events.recv().await {

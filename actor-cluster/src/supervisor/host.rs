@@ -31,6 +31,10 @@ pub(crate) const LOST: &str = "the connection to its node closed before it answe
 /// Marks a wrapped call on the wire (a ractor variant name cannot start with it).
 const WRAPPED: &str = "~call:";
 
+/// Handler errors an entity survives by restarting in place, within [`IN_PLACE_WINDOW`].
+const IN_PLACE_RESTARTS: usize = 3;
+const IN_PLACE_WINDOW: Duration = Duration::from_secs(5);
+
 /// How long the supervisor waits for an entity to export its state on a planned move.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -232,6 +236,8 @@ pub(crate) struct Host<E>(PhantomData<fn() -> E>);
 pub(crate) struct HostArgs<E: Entity> {
     id: String,
     args: E::Args,
+    /// The same, encoded (an in-place restart decodes them again).
+    encoded: Vec<u8>,
     handoff: Option<E::Handoff>,
     context: Arc<E::Context>,
     registry: Registry,
@@ -243,6 +249,10 @@ pub(crate) struct HostState<E: Entity> {
     ctx: EntityContext<E>,
     registry: Registry,
     handoff_to: Option<OneshotSender<()>>,
+    /// Encoded arguments, for in-place restarts.
+    args: Vec<u8>,
+    /// When the last in-place restarts were.
+    restarts: Vec<std::time::Instant>,
 }
 
 impl<E: Entity> Actor for Host<E> {
@@ -261,6 +271,8 @@ impl<E: Entity> Actor for Host<E> {
             ctx: EntityContext::new(a.id, a.context, myself),
             registry: a.registry,
             handoff_to: None,
+            args: a.encoded,
+            restarts: Vec::new(),
         })
     }
 
@@ -290,7 +302,25 @@ impl<E: Entity> Actor for Host<E> {
             Inner::Msg { msg, outcome } => {
                 let result = entity.handle(&st.ctx, msg).await;
                 report(outcome, &result);
-                result
+                let Err(e) = result else {
+                    return Ok(());
+                };
+                // A handler error restarts the entity in place: its actor, and with it its
+                // registration and the answer on its way to a remote caller, stay. Past
+                // `IN_PLACE_RESTARTS` within `IN_PLACE_WINDOW` the actor fails, and the
+                // supervisor's restart rules take over.
+                let now = std::time::Instant::now();
+                st.restarts.retain(|t| now.duration_since(*t) < IN_PLACE_WINDOW);
+                if st.restarts.len() >= IN_PLACE_RESTARTS {
+                    return Err(e);
+                }
+                st.restarts.push(now);
+                tracing::info!(entity = st.ctx.id(), error = %e, "handler failed; restarting the entity");
+                let args = codec::decode::<E::Args>(&st.args)
+                    .map_err(|d| format!("entity {:?}: cannot decode its arguments: {d}", st.ctx.id()))?;
+                st.entity = None;
+                st.entity = Some(E::start(&st.ctx, args, None).await?);
+                Ok(())
             }
             Inner::Handoff(done) => {
                 // Messages queued before this are handled first, later ones are refused (their
@@ -360,6 +390,7 @@ impl<E: Entity> ChildKind for EntityKind<E> {
             let args = HostArgs {
                 id: ctx.id,
                 args,
+                encoded: ctx.args,
                 handoff,
                 context,
                 registry: ctx.registry,

@@ -65,6 +65,10 @@ fn lines(dir: &Path, id: &str) -> (usize, usize) {
     (starts, calls)
 }
 
+/// One test's cluster at a time: the timings they report are the toolkit's, not the load of
+/// five clusters on two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn cluster(n: usize, dir: &Path) -> Vec<TestNode> {
     let d = dir.display().to_string();
     let mut nodes = chain(n, &["--tally-dir", &d, "--down-ms", "800"]).await;
@@ -95,6 +99,7 @@ fn index_of(nodes: &[TestNode], name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_error_reaches_the_caller_and_restarts_the_entity_once() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(2, dir.path()).await;
     let (_, owner) = start(&nodes[0], "t1", "a").await;
@@ -135,6 +140,7 @@ async fn a_handler_error_reaches_the_caller_and_restarts_the_entity_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_id_is_not_found_at_once_and_an_autostart_id_starts() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(2, dir.path()).await;
     let mut times = Vec::new();
@@ -154,6 +160,7 @@ async fn an_unknown_id_is_not_found_at_once_and_an_autostart_id_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_or_get_reports_already_started_and_different_args() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(2, dir.path()).await;
     let (first, node) = start(&nodes[0], "s1", "a").await;
@@ -171,6 +178,7 @@ async fn start_or_get_reports_already_started_and_different_args() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_handled_at_most_once_when_its_node_is_killed_between_delivery_and_reply() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = cluster(3, dir.path()).await;
     let (_, owner) = start(&nodes[0], "k1", "a").await;
@@ -214,6 +222,7 @@ async fn a_call_is_handled_at_most_once_when_its_node_is_killed_between_delivery
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_entity_moves_with_its_state() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(2, dir.path()).await;
     let (_, owner) = start(&nodes[0], "h1", "a").await;
