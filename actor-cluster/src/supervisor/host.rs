@@ -310,14 +310,16 @@ impl<E: Entity> Actor for Host<E> {
                 // `IN_PLACE_RESTARTS` within `IN_PLACE_WINDOW` the actor fails, and the
                 // supervisor's restart rules take over.
                 let now = std::time::Instant::now();
-                st.restarts.retain(|t| now.duration_since(*t) < IN_PLACE_WINDOW);
+                st.restarts
+                    .retain(|t| now.duration_since(*t) < IN_PLACE_WINDOW);
                 if st.restarts.len() >= IN_PLACE_RESTARTS {
                     return Err(e);
                 }
                 st.restarts.push(now);
                 tracing::info!(entity = st.ctx.id(), error = %e, "handler failed; restarting the entity");
-                let args = codec::decode::<E::Args>(&st.args)
-                    .map_err(|d| format!("entity {:?}: cannot decode its arguments: {d}", st.ctx.id()))?;
+                let args = codec::decode::<E::Args>(&st.args).map_err(|d| {
+                    format!("entity {:?}: cannot decode its arguments: {d}", st.ctx.id())
+                })?;
                 st.entity = None;
                 st.entity = Some(E::start(&st.ctx, args, None).await?);
                 Ok(())
