@@ -103,22 +103,32 @@ pub fn gossip_seeds() -> Vec<Vec<u8>> {
 }
 
 /// Valid inputs for [`identity_frame`]: an identity frame, and a data chunk followed by a
-/// heartbeat on the control lane.
+/// probe (a ping with summaries, then a member list) on the control lane.
 pub fn identity_seeds() -> Vec<Vec<u8>> {
     use crate::mux::{chunk_header, encode_control, Control, KIND_CONTROL, KIND_DATA};
     let mut seeds: Vec<Vec<u8>> = crate::transport::identity_frame(&me("n1"))
         .into_iter()
         .collect();
-    if let Ok(hb) = encode_control(&Control::Heartbeat {
-        from: me("n1"),
-        members: vec![me("n2"), me("n3")],
-    }) {
-        let data = [0u8, 0, 0, 0, 0, 0, 0, 2, 8, 1];
-        let mut s = chunk_header(KIND_DATA, data.len()).to_vec();
-        s.extend_from_slice(&data);
-        s.extend_from_slice(&chunk_header(KIND_CONTROL, hb.len()));
-        s.extend_from_slice(&hb);
-        seeds.push(s);
+    use crate::membership::Probe;
+    let frames = [
+        Control::Probe {
+            probe: Probe::Ping { seq: 3, members: 9 },
+            services: vec![(1, 2), (3, 4)],
+        },
+        Control::Probe {
+            probe: Probe::Members(vec![me("n2"), me("n3")]),
+            services: Vec::new(),
+        },
+    ];
+    let data = [0u8, 0, 0, 0, 0, 0, 0, 2, 8, 1];
+    let mut s = chunk_header(KIND_DATA, data.len()).to_vec();
+    s.extend_from_slice(&data);
+    for f in &frames {
+        if let Ok(hb) = encode_control(f) {
+            s.extend_from_slice(&chunk_header(KIND_CONTROL, hb.len()));
+            s.extend_from_slice(&hb);
+        }
     }
+    seeds.push(s);
     seeds
 }

@@ -54,6 +54,7 @@ mod outbound;
 pub mod registry;
 pub mod remote;
 mod sessions;
+pub mod summaries;
 pub mod supervisor;
 mod tls;
 mod transport;
@@ -65,6 +66,7 @@ pub use node::{Node, NodeBuilder};
 pub use outbound::OutboundStats;
 pub use registry::{Registry, RegistryError, RegistryEvent};
 pub use remote::Remote;
+pub use summaries::{Summaries, SummarySlot};
 pub use supervisor::{
     ChildKind, DistChildSpec, DistSupervisorError, DistributedSupervisor, Entity, EntityContext,
     EntityRef, Placement, PutOutcome, StartContext, Started,

@@ -1,5 +1,5 @@
 //! Two lanes over one connection: ractor_cluster's byte stream (the data lane) and our control
-//! frames (heartbeats with the member list), which overtake data.
+//! frames (membership probes), which overtake data.
 //!
 //! ractor_cluster queues everything without bound: a remote cast passes the remote actor's
 //! mailbox, the node session's mailbox (which also handles every *incoming* frame) and the
@@ -285,7 +285,6 @@ impl AsyncWrite for MuxWrite {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use actor_cluster_proto::NodeIdentity;
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut v = (payload.len() as u64).to_be_bytes().to_vec();
@@ -379,13 +378,9 @@ mod tests {
             wa.flush().await.unwrap();
             wa
         });
-        let hb = Control::Heartbeat {
-            from: NodeIdentity {
-                name: "a".into(),
-                incarnation: 1,
-                addr: "127.0.0.1:1".parse().unwrap(),
-            },
-            members: vec![],
+        let hb = Control::Probe {
+            probe: actor_cluster_proto::membership::Probe::Ping { seq: 1, members: 2 },
+            services: vec![(3, 4)],
         };
         assert!(la.send_control(Bytes::from(encode_control(&hb).unwrap())));
         let mut back = vec![0u8; 2000 * 12];

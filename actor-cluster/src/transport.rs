@@ -183,6 +183,15 @@ impl Transport {
 
     /// Queues a control frame on every authenticated connection, ahead of its data.
     pub(crate) fn broadcast_control(&self, frame: &mux::Control) {
+        self.control(frame, None);
+    }
+
+    /// Queues a control frame on one authenticated connection with `peer`, ahead of its data.
+    pub(crate) fn send_control(&self, peer: &str, frame: &mux::Control) {
+        self.control(frame, Some(peer));
+    }
+
+    fn control(&self, frame: &mux::Control, to: Option<&str>) {
         let bytes = match mux::encode_control(frame) {
             Ok(b) => bytes::Bytes::from(b),
             Err(e) => {
@@ -193,11 +202,18 @@ impl Transport {
         let lanes: Vec<Arc<Lane>> = {
             let mut lanes = self.lanes.lock();
             lanes.retain(|_, w| w.strong_count() > 0);
-            lanes.values().filter_map(Weak::upgrade).collect()
+            let ready = lanes
+                .values()
+                .filter_map(Weak::upgrade)
+                .filter(|l| l.is_ready());
+            match to {
+                None => ready.collect(),
+                Some(peer) => ready.filter(|l| l.peer() == peer).take(1).collect(),
+            }
         };
-        for lane in lanes.iter().filter(|l| l.is_ready()) {
+        for lane in &lanes {
             if !lane.send_control(bytes.clone()) {
-                tracing::debug!(peer = %lane.peer(), "control queue full; heartbeat dropped");
+                tracing::debug!(peer = %lane.peer(), "control queue full; probe frame dropped");
             }
             metrics::gauge!("cluster_outbound_queued", "peer" => lane.peer().to_owned())
                 .set(lane.outbound().queued() as f64);

@@ -5,9 +5,11 @@
 //! has a newer one. No node re-reads the store on a notice (FWF sends only the name and every
 //! node re-reads). When a peer comes up (a node joins, or a partition heals), the cache reloads
 //! from the store: changes made while the nodes could not reach each other are picked up at
-//! once, not at the next periodic reload. Every second each node sends the others a digest of
-//! its cache; a node whose cache differs from a peer's re-reads the store, so a change lost with
-//! a connection is repaired within about two seconds. Deltas, digests and the rate limit on
+//! once, not at the next periodic reload. Each node's cache digest rides on its membership
+//! probes (`actor_cluster::summaries`: one ping and one ack per node per probe interval, not a
+//! message to every peer); a node whose cache differs from a peer's re-reads the store (at most
+//! once a second), so a change lost with a connection is repaired within about a second in a
+//! small cluster, and within a few seconds in one of a hundred nodes. Deltas, digests and the rate limit on
 //! reloads are the replication skeleton's (`actor_cluster_proto::replication`), shared with the
 //! registry and the supervisor's child table. A jittered periodic reload is the last safety
 //! net.
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actor_cluster::endpoint::{remote_members, Endpoint};
-use actor_cluster::Node;
+use actor_cluster::{Node, Summaries, SummarySlot};
 use actor_cluster_proto::replication::{Merged, Replicated, Replicator, SyncMsg, SyncOut, Verdict};
 use actor_core::{LocalMessage, RemoteMessage};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -43,7 +45,9 @@ pub(crate) enum CacheMsg {
     Wire(FlagWire),
     /// A flag written on this node, with its version: send it to every node.
     Local(Flag, u64),
-    /// Time for the digest.
+    /// A peer's cache digest (from a membership probe).
+    Summary(String, u64),
+    /// Time to recompute this cache's digest (reloads change the cache outside this actor).
     Tick,
 }
 
@@ -84,12 +88,17 @@ impl Replicated for FlagCache<'_> {
         Vec::new()
     }
 
+    fn summary(&self) -> u64 {
+        digest(self.0)
+    }
+
     fn apply_part(&mut self, _: &str, _: (), _: u64) -> Vec<String> {
         Vec::new()
     }
 }
 
-/// How often each node sends its digest.
+/// How often a cache recomputes its digest, and the least time between two reloads after a
+/// difference.
 const DIGEST_EVERY: Duration = Duration::from_secs(1);
 
 /// A digest of a cache's content (flags and gates, not versions), the same on every node that
@@ -123,6 +132,7 @@ struct CacheState {
     flags: Flags,
     sync: Replicator,
     reloading: Arc<AtomicBool>,
+    summary: SummarySlot,
 }
 
 impl CacheActor {
@@ -157,18 +167,24 @@ impl CacheActor {
 impl Actor for CacheActor {
     type Msg = CacheMsg;
     type State = CacheState;
-    type Arguments = (Flags, String);
+    type Arguments = (Flags, String, Arc<Summaries>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<CacheMsg>,
-        (flags, me): (Flags, String),
+        (flags, me, summaries): (Flags, String, Arc<Summaries>),
     ) -> Result<CacheState, ActorProcessingErr> {
         myself.send_interval(DIGEST_EVERY, || CacheMsg::Tick);
+        let to_me = myself.clone();
+        let summary = summaries.register(GROUP, move |peer, theirs| {
+            let _ = to_me.cast(CacheMsg::Summary(peer.to_owned(), theirs));
+        });
+        summary.set(digest(&flags));
         Ok(CacheState {
             flags,
-            sync: Replicator::new(me, DIGEST_EVERY, DIGEST_EVERY),
+            sync: Replicator::new(me, DIGEST_EVERY),
             reloading: Arc::new(AtomicBool::new(false)),
+            summary,
         })
     }
 
@@ -188,9 +204,22 @@ impl Actor for CacheActor {
                     .on_message(&mut FlagCache(&flags), Instant::now(), 0, m)
                     .out
             }
-            CacheMsg::Tick => st.sync.tick(&FlagCache(&st.flags), Instant::now()),
+            // A cache's digest is its summary: the peer's is taken as the digest it would
+            // send, so a difference costs no message (only a reload, at most once a second).
+            CacheMsg::Summary(peer, theirs) => {
+                let flags = st.flags.clone();
+                let digest = SyncMsg::Digest {
+                    from: peer,
+                    digest: theirs,
+                };
+                st.sync
+                    .on_message(&mut FlagCache(&flags), Instant::now(), 0, digest)
+                    .out
+            }
+            CacheMsg::Tick => Vec::new(),
         };
         Self::send(out, st);
+        st.summary.set(digest(&st.flags));
         Ok(())
     }
 }
@@ -235,7 +264,11 @@ impl ClusterFlags {
         let (actor, _) = Actor::spawn(
             None,
             CacheActor,
-            (flags.clone(), node.identity().name.clone()),
+            (
+                flags.clone(),
+                node.identity().name.clone(),
+                node.summaries().clone(),
+            ),
         )
         .await
         .map_err(err)?;

@@ -33,6 +33,8 @@ pub struct NodeProcess {
     identity: Option<NodeIdentity>,
     pending: Pending,
     events: Arc<Mutex<Vec<(u64, MemberEvent)>>>,
+    /// Woken on every new event.
+    events_changed: Arc<tokio::sync::Notify>,
     next_id: AtomicU64,
     log: PathBuf,
 }
@@ -80,6 +82,7 @@ impl NodeProcess {
             identity: None,
             pending: Arc::new(Mutex::new(HashMap::new())),
             events: Arc::new(Mutex::new(Vec::new())),
+            events_changed: Arc::new(tokio::sync::Notify::new()),
             next_id: AtomicU64::new(1),
             log: PathBuf::new(),
         };
@@ -120,6 +123,7 @@ impl NodeProcess {
         let (ready_tx, ready_rx) = oneshot::channel();
         let pending = self.pending.clone();
         let events = self.events.clone();
+        let changed = self.events_changed.clone();
         tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             let mut lines = BufReader::new(stdout).lines();
@@ -132,6 +136,7 @@ impl NodeProcess {
                     }
                     Ok(Output::Event { at_unix_ns, event }) => {
                         events.lock().push((at_unix_ns, event));
+                        changed.notify_waiters();
                     }
                     Ok(Output::Reply { id, ok, err }) => {
                         if let Some(tx) = pending.lock().remove(&id) {
@@ -195,6 +200,35 @@ impl NodeProcess {
     /// Membership events seen so far, with their wall-clock time (ns since the Unix epoch).
     pub fn events(&self) -> Vec<(u64, MemberEvent)> {
         self.events.lock().clone()
+    }
+
+    /// Waits until `cond` holds of this node's membership events so far (checked at once and
+    /// on every new event), up to `timeout`; returns the events then.
+    pub async fn wait_events(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&[(u64, MemberEvent)]) -> bool,
+    ) -> Result<Vec<(u64, MemberEvent)>, LaunchError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.events_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let events = self.events.lock();
+                if cond(&events) {
+                    return Ok(events.clone());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(LaunchError::Timeout(format!(
+                    "{}: {what} (after {timeout:?}); log: {}",
+                    self.name,
+                    self.log.display()
+                )));
+            }
+        }
     }
 
     /// Sends a request and waits (bounded) for its reply.

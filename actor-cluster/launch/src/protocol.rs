@@ -60,7 +60,8 @@ pub enum Output {
         /// Its identity.
         identity: NodeIdentity,
     },
-    /// A membership event, with the wall-clock time it was seen.
+    /// A membership event, with the wall-clock time it was seen (members already up when the
+    /// protocol starts are reported as `MemberUp` at that time).
     Event {
         /// Nanoseconds since the Unix epoch.
         at_unix_ns: u64,
@@ -120,10 +121,23 @@ pub async fn serve<E: ControlExtension>(node: Node, ext: Arc<E>) {
             }
         }
     });
+    let mut events = node.subscribe();
     let _ = out_tx.send(Output::Ready {
         identity: node.identity().clone(),
     });
-    let mut events = node.subscribe();
+    // Members the node met before this point (it may have joined while the program was still
+    // starting) are reported as up now; later events follow (a repeat is harmless).
+    for m in node.members().await.unwrap_or_default() {
+        if matches!(
+            m.state,
+            actor_cluster::MemberState::Up | actor_cluster::MemberState::Suspect
+        ) {
+            let _ = out_tx.send(Output::Event {
+                at_unix_ns: unix_ns(),
+                event: MemberEvent::MemberUp(m.node),
+            });
+        }
+    }
     let ev_tx = out_tx.clone();
     let forward = tokio::spawn(async move {
         loop {

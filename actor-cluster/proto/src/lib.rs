@@ -17,6 +17,7 @@
 //! * [`wire`]: the identity frame, chunk headers, control frames and group names.
 //! * [`sim`]: the deterministic simulator and its invariants.
 
+pub mod hash;
 pub mod identity;
 pub mod membership;
 pub mod registry;

@@ -4,8 +4,11 @@
 //! that every node must end up agreeing on. They share one mechanism, [`Replicator`]:
 //!
 //! * a local change goes out at once as a **delta** to every peer ([`Replicator::delta`]);
-//! * every [`Replicator::tick`] that is due (once per `digest_every`), the node announces a
-//!   **digest** of its state;
+//! * each service keeps a **summary** of its state, a hash equal on every node whose replicas
+//!   agree ([`Replicated::summary`]); the shell carries every service's summary on the
+//!   membership probes (one ping and one ack per node per probe interval, whatever the
+//!   cluster's size), and a peer whose summary differs gets this node's **digest**
+//!   ([`Replicator::on_summary`]): an idle cluster in agreement sends no service message at all;
 //! * a peer's digest is compared with this node's state by the service
 //!   ([`Replicated::compare`]), which says what repairs the difference: nothing, sending this
 //!   node's state to that peer, pulling the peer's state, or refreshing from the service's own
@@ -77,6 +80,9 @@ pub trait Replicated {
     fn parts(&self) -> Vec<Self::Part>;
     /// Applies a piece of `from`'s state.
     fn apply_part(&mut self, from: &str, part: Self::Part, wall_ns: u64) -> Vec<Self::Change>;
+    /// A hash of the state that is equal on every node whose replicas agree (use
+    /// [`crate::hash::StableHash`]: the value is compared across nodes).
+    fn summary(&self) -> u64;
 }
 
 /// The skeleton's messages, each naming its sender.
@@ -139,9 +145,9 @@ pub struct Synced<C, M> {
 #[derive(Debug, Clone)]
 pub struct Replicator {
     me: String,
-    digest_every: Duration,
     min_repair: Duration,
-    next_digest: Option<Instant>,
+    /// When this node's digest was last sent to each peer.
+    digested: BTreeMap<String, Instant>,
     /// When a repair was last sent to (or pulled from) each peer.
     repaired: BTreeMap<String, Instant>,
     pulled: BTreeMap<String, Instant>,
@@ -150,14 +156,13 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// A replicator for node `me` that announces a digest every `digest_every` and repairs a
-    /// peer at most once per `min_repair`.
-    pub fn new(me: impl Into<String>, digest_every: Duration, min_repair: Duration) -> Self {
+    /// A replicator for node `me` that sends a peer its digest, and repairs a peer, at most
+    /// once per `min_repair`.
+    pub fn new(me: impl Into<String>, min_repair: Duration) -> Self {
         Self {
             me: me.into(),
-            digest_every,
             min_repair,
-            next_digest: None,
+            digested: BTreeMap::new(),
             repaired: BTreeMap::new(),
             pulled: BTreeMap::new(),
             refreshed: None,
@@ -297,6 +302,7 @@ impl Replicator {
         self.synced.remove(peer);
         self.pulled.remove(peer);
         self.repaired.remove(peer);
+        self.digested.remove(peer);
         let mut out = Vec::new();
         self.parts(state, peer, &mut out);
         out
@@ -307,20 +313,37 @@ impl Replicator {
         self.synced.remove(peer);
         self.pulled.remove(peer);
         self.repaired.remove(peer);
+        self.digested.remove(peer);
     }
 
-    /// Periodic work: the digest, when one is due. A tick up to a tenth of `digest_every` early
-    /// counts as on time, so a caller ticking every `digest_every` sends a digest every tick.
-    pub fn tick<S: Replicated>(&mut self, state: &S, now: Instant) -> Vec<SyncOut<MsgOf<S>>> {
-        let early = self.digest_every / 10;
-        if self.next_digest.is_some_and(|t| now + early < t) {
+    /// `peer` announced the summary of its state (on a membership probe). Equal to this
+    /// node's: in sync. Different: the peer gets this node's digest (at most once per
+    /// `min_repair`), and its verdict on it repairs the difference.
+    pub fn on_summary<S: Replicated>(
+        &mut self,
+        state: &S,
+        peer: &str,
+        theirs: u64,
+        now: Instant,
+    ) -> Vec<SyncOut<MsgOf<S>>> {
+        if peer == self.me {
             return Vec::new();
         }
-        self.next_digest = Some(now + self.digest_every);
-        vec![SyncOut::Broadcast(SyncMsg::Digest {
-            from: self.me.clone(),
-            digest: state.digest(),
-        })]
+        if theirs == state.summary() {
+            self.synced.insert(peer.to_owned());
+            return Vec::new();
+        }
+        if !Self::due(self.digested.get(peer), now, self.min_repair) {
+            return Vec::new();
+        }
+        self.digested.insert(peer.to_owned(), now);
+        vec![SyncOut::Send(
+            peer.to_owned(),
+            SyncMsg::Digest {
+                from: self.me.clone(),
+                digest: state.digest(),
+            },
+        )]
     }
 }
 
@@ -361,6 +384,13 @@ mod tests {
         fn parts(&self) -> Vec<Self::Part> {
             vec![self.digest()]
         }
+        fn summary(&self) -> u64 {
+            let mut h = crate::hash::StableHash::default();
+            for (k, v) in &self.0 {
+                h.str(k).u64(*v);
+            }
+            h.finish()
+        }
         fn apply_part(&mut self, from: &str, part: Self::Part, w: u64) -> Vec<String> {
             let mut c = Vec::new();
             for d in part {
@@ -388,38 +418,34 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_delta_is_repaired_by_the_next_digests_and_repairs_are_rate_limited() {
+    fn a_lost_delta_is_repaired_through_summaries_and_repairs_are_rate_limited() {
         let t0 = Instant::now();
         let every = Duration::from_millis(500);
-        let mut a = (Replicator::new("a", every, every), Lww::default());
-        let mut b = (Replicator::new("b", every, every), Lww::default());
+        let mut a = (Replicator::new("a", every), Lww::default());
+        let mut b = (Replicator::new("b", every), Lww::default());
         a.1 .0.insert("x".into(), 1);
-        // The delta is lost; b's digest tells a that b lacks something.
-        let _lost = a.0.delta::<Lww>(("x".into(), 1));
-        let digest = b.0.tick(&b.1, t0);
-        let repair = deliver(&mut a, t0, digest.clone());
+        // The delta is lost; a's summary (on a probe) tells b that they differ.
+        let digest = b.0.on_summary(&b.1, "a", a.1.summary(), t0);
+        assert_eq!(digest.len(), 1, "{digest:?}");
+        // Within `min_repair`, another probe sends nothing more.
+        assert!(b.0.on_summary(&b.1, "a", a.1.summary(), t0).is_empty());
+        // a's verdict on b's digest: b lacks something, send it a's state.
+        let repair = deliver(&mut a, t0, digest);
         assert_eq!(repair.len(), 1, "{repair:?}");
-        // A second digest within `min_repair` sends nothing more.
-        assert!(deliver(&mut a, t0, digest).is_empty());
-        assert!(b.0.tick(&b.1, t0 + every / 2).is_empty(), "not due yet");
-        assert_eq!(
-            b.0.tick(&b.1, t0 + every * 95 / 100).len(),
-            1,
-            "a tick a little early is on time"
-        );
         assert!(deliver(&mut b, t0, repair).is_empty());
         assert_eq!(b.1 .0.get("x"), Some(&1));
         assert!(b.0.is_synced_with("a"));
-        // Equal digests: in sync, nothing sent.
-        let digest = a.0.tick(&a.1, t0);
-        assert!(deliver(&mut b, t0, digest).is_empty());
+        // Equal summaries: in sync, nothing sent.
+        let later = t0 + every;
+        assert!(a.0.on_summary(&a.1, "b", b.1.summary(), later).is_empty());
+        assert!(a.0.is_synced_with("b"));
     }
 
     #[test]
     fn a_peer_that_comes_up_gets_the_state_and_counts_as_unsynced_until_it_answers() {
         let every = Duration::from_millis(500);
-        let mut a = (Replicator::new("a", every, every), Lww::default());
-        let mut b = (Replicator::new("b", every, every), Lww::default());
+        let mut a = (Replicator::new("a", every), Lww::default());
+        let mut b = (Replicator::new("b", every), Lww::default());
         b.1 .0.insert("y".into(), 7);
         let to_b = a.0.on_peer_up(&a.1, "b");
         assert!(!a.0.is_synced_with("b"));

@@ -11,9 +11,10 @@
 use actor_core_base::codec::{self, Codec, CodecError};
 use serde::{Deserialize, Serialize};
 
+use crate::membership::Probe;
 use crate::{NodeIdentity, Owner};
 
-const MAGIC: &[u8; 4] = b"ACT4";
+const MAGIC: &[u8; 4] = b"ACT5";
 /// Largest identity frame body accepted.
 const MAX_HELLO: usize = 16 * 1024;
 
@@ -31,9 +32,9 @@ struct Hello {
     identity: NodeIdentity,
 }
 
-/// The identity frame a node sends first on every connection: `ACT4` (protocol version 4:
-/// data and control chunks follow; registry, child-table and flag-cache messages are the
-/// replication skeleton's), a big-endian `u32` length, and the codec-encoded identity. Public for tests and fuzzing.
+/// The identity frame a node sends first on every connection: `ACT5` (protocol version 5:
+/// data and control chunks follow; control chunks carry membership probes with service
+/// summaries; registry, child-table and flag-cache messages are the replication skeleton's), a big-endian `u32` length, and the codec-encoded identity. Public for tests and fuzzing.
 pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, WireError> {
     let hello = codec::encode(&Hello {
         identity: identity.clone(),
@@ -90,12 +91,13 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 /// A control frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Control {
-    /// "I am alive", with the sender's member list.
-    Heartbeat {
-        /// The sender.
-        from: NodeIdentity,
-        /// The members the sender knows.
-        members: Vec<NodeIdentity>,
+    /// A membership frame, with the summaries of the sender's replicated services on pings
+    /// and acks (service id, summary): see [`crate::replication`].
+    Probe {
+        /// The frame.
+        probe: Probe,
+        /// `(service id, summary)` pairs; empty on other frames.
+        services: Vec<(u64, u64)>,
     },
 }
 
@@ -223,10 +225,10 @@ mod tests {
         let frame = identity_frame(&me).unwrap();
         assert_eq!(decode_identity_frame(&frame), Ok(me));
         let mut old = frame.clone();
-        old[3] = b'3';
+        old[3] = b'4';
         assert!(
             decode_identity_frame(&old).is_err(),
-            "an ACT3 peer is refused"
+            "an ACT4 peer is refused"
         );
         assert!(decode_identity_frame(&frame[..frame.len() - 1]).is_err());
     }

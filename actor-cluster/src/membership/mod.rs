@@ -1,10 +1,11 @@
 //! Membership: who is in the cluster, as this node sees it.
 //!
 //! The state machine is [`Membership`], from `actor-cluster-proto` (pure, deterministic
-//! tests, simulated there). The actor here wires
-//! it to ractor_cluster's session events, our transport (dials, cuts, heartbeats on each
-//! connection's control lane, ahead of queued data) and a heartbeat timer. Leave announcements
-//! go to the other nodes' membership endpoints (found through a pg group).
+//! tests, simulated there; its module doc describes the probes). The actor here wires it to
+//! ractor_cluster's session events, our transport (dials, cuts, probe frames on each
+//! connection's control lane, ahead of queued data, with the services' summaries on pings and
+//! acks) and a probe timer. Leave announcements go to the other nodes' membership endpoints
+//! (found through a pg group).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,9 +18,11 @@ use ractor_cluster::{NodeServerMessage, NodeSessionMessage};
 use tokio::sync::broadcast;
 
 use crate::mux::Control;
+use crate::summaries::Summaries;
 use crate::transport::{label_name, ConnectError, Transport};
 pub use actor_cluster_proto::membership::{
-    Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Timings,
+    Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Probe,
+    Timings,
 };
 
 /// pg group of the membership endpoints.
@@ -58,7 +61,8 @@ pub(crate) enum MembershipMsg {
         session: ActorId,
         label: String,
     },
-    Heartbeat(NodeIdentity, Vec<NodeIdentity>),
+    /// A probe frame from the connection's peer (by name).
+    Probe(String, Probe),
     PeerLeft(NodeIdentity, RpcReplyPort<()>),
     Members(RpcReplyPort<Vec<MemberInfo>>),
     /// The last error of a failed dial, with its address (for readiness errors).
@@ -73,6 +77,7 @@ pub(crate) struct MembershipArgs {
     pub(crate) transport: Arc<Transport>,
     pub(crate) node_server: ActorRef<NodeServerMessage>,
     pub(crate) events: broadcast::Sender<MemberEvent>,
+    pub(crate) summaries: Arc<Summaries>,
 }
 
 pub(crate) struct MembershipState {
@@ -90,6 +95,7 @@ pub(crate) struct MembershipState {
     last_dial: Option<(SocketAddr, String)>,
     /// Ready sessions.
     sessions: HashMap<ActorId, (String, ActorRef<NodeSessionMessage>)>,
+    summaries: Arc<Summaries>,
     leaving: bool,
 }
 
@@ -108,6 +114,25 @@ impl MembershipActor {
     ) {
         for action in actions {
             match action {
+                Action::Send { to, probe } => {
+                    if st.leaving {
+                        continue;
+                    }
+                    let services = match probe {
+                        Probe::Ping { .. } | Probe::Ack { .. } => st.summaries.snapshot(),
+                        _ => Vec::new(),
+                    };
+                    st.transport
+                        .send_control(&to, &Control::Probe { probe, services });
+                }
+                Action::Broadcast(probe) => {
+                    if !st.leaving {
+                        st.transport.broadcast_control(&Control::Probe {
+                            probe,
+                            services: Vec::new(),
+                        });
+                    }
+                }
                 Action::Dial { addr, name } => {
                     let transport = st.transport.clone();
                     let server = st.node_server.clone();
@@ -163,6 +188,12 @@ impl MembershipActor {
                     }
                 }
                 Action::Emit(event) => {
+                    // Whatever a member's change, its next summaries are news (a new
+                    // incarnation's replicas start out unsynced).
+                    let (MemberEvent::MemberUp(n)
+                    | MemberEvent::MemberDown { node: n, .. }
+                    | MemberEvent::MemberLeft(n)) = &event;
+                    st.summaries.forget(&n.name);
                     match &event {
                         MemberEvent::MemberUp(n) => {
                             tracing::info!(member = %n.name, addr = %n.addr, incarnation = n.incarnation, "member up")
@@ -203,6 +234,7 @@ impl Actor for MembershipActor {
             last_dial_error: HashMap::new(),
             last_dial: None,
             sessions: HashMap::new(),
+            summaries: args.summaries,
             leaving: false,
         })
     }
@@ -215,15 +247,7 @@ impl Actor for MembershipActor {
     ) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         let actions = match msg {
-            MembershipMsg::Tick => {
-                if !st.leaving {
-                    st.transport.broadcast_control(&Control::Heartbeat {
-                        from: st.core.me().clone(),
-                        members: st.core.gossip(),
-                    });
-                }
-                st.core.tick(now)
-            }
+            MembershipMsg::Tick => st.core.tick(now, rand::random()),
             MembershipMsg::Discovered(addrs) => st.core.on_discovered(&addrs, now),
             MembershipMsg::DialFailed(addr, err) => {
                 st.dialing.retain(|_, a| *a != addr);
@@ -284,7 +308,7 @@ impl Actor for MembershipActor {
                     }
                 }
             },
-            MembershipMsg::Heartbeat(from, members) => st.core.on_heartbeat(&from, &members, now),
+            MembershipMsg::Probe(from, probe) => st.core.on_probe(&from, probe, now),
             MembershipMsg::PeerLeft(from, reply) => {
                 let actions = st.core.on_leave(&from);
                 let _ = reply.send(());

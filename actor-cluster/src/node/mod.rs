@@ -20,6 +20,7 @@ use crate::membership::{
 };
 use crate::mux::Control;
 use crate::remote::Remote;
+use crate::summaries::Summaries;
 use crate::tls::TlsConfig;
 use crate::transport::Transport;
 use crate::ClusterError;
@@ -206,6 +207,7 @@ impl NodeBuilder {
             self.max_outbound,
         ));
         let (events, _) = broadcast::channel(4096);
+        let summaries = Arc::new(Summaries::default());
         let (membership, _) = Actor::spawn(
             None,
             MembershipActor,
@@ -215,18 +217,19 @@ impl NodeBuilder {
                 transport: transport.clone(),
                 node_server: node_server.clone(),
                 events: events.clone(),
+                summaries: summaries.clone(),
             },
         )
         .await
         .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
         let hb = membership.clone();
+        let board = summaries.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
-            Control::Heartbeat { from, members } => {
-                if from.name == lane.peer() {
-                    let _ = hb.cast(MembershipMsg::Heartbeat(from, members));
-                } else {
-                    tracing::warn!(peer = %lane.peer(), claimed = %from.name, "heartbeat in another node's name ignored");
+            Control::Probe { probe, services } => {
+                if !services.is_empty() {
+                    board.compare(lane.peer(), &services);
                 }
+                let _ = hb.cast(MembershipMsg::Probe(lane.peer().to_owned(), probe));
             }
         }));
         node_server
@@ -274,6 +277,7 @@ impl NodeBuilder {
                 events,
                 faults,
                 remote: Remote::new(transport.sessions().clone()),
+                summaries,
                 tasks,
             }),
         })
@@ -344,6 +348,7 @@ struct Inner {
     events: broadcast::Sender<MemberEvent>,
     faults: Arc<Faults>,
     remote: Remote,
+    summaries: Arc<Summaries>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -427,6 +432,12 @@ impl Node {
     /// [`crate::remote`]).
     pub fn remote(&self) -> &Remote {
         &self.inner.remote
+    }
+
+    /// The summaries of this node's replicated services, carried on the membership probes
+    /// (see [`crate::summaries`]): a replicated service of your own registers here.
+    pub fn summaries(&self) -> &Arc<Summaries> {
+        &self.inner.summaries
     }
 
     /// Fault injection: block and unblock traffic with chosen peers (tests).

@@ -17,6 +17,7 @@ use ractor::{
 use super::{Entry, Owner, RegistryError, RegistryEvent, Shared, NAME_CONFLICT};
 use crate::endpoint::{remote_members, send_to_node, SCOPE};
 use crate::membership::MemberEvent;
+use crate::summaries::SummarySlot;
 
 /// pg scope of registered actors.
 const NAMES_SCOPE: &str = "actor_cluster.names";
@@ -62,6 +63,8 @@ pub(crate) enum RegMsg {
     UpdateMeta(String, Vec<u8>, RpcReplyPort<Result<(), RegistryError>>),
     Wire(RegWire),
     Member(MemberEvent),
+    /// A peer's summary of this registry (from a membership probe).
+    Summary(String, u64),
     Tick,
 }
 
@@ -75,6 +78,8 @@ pub(crate) struct RegState {
     by_actor: HashMap<ActorId, Vec<String>>,
     /// Remote winners whose proxy has not appeared in pg yet, since when.
     unresolved: HashMap<String, Instant>,
+    /// This replica's summary on the membership probes.
+    summary: SummarySlot,
 }
 
 pub(crate) fn resolve_remote(registry: &str, owner: &Owner, name: &str) -> Option<ActorCell> {
@@ -123,6 +128,7 @@ impl RegActor {
         if *st.shared.synced.read() != *synced {
             *st.shared.synced.write() = synced.clone();
         }
+        st.summary.set(st.core.summary());
     }
 
     fn leave_group(st: &mut RegState, name: &str, cell: &ActorCell) {
@@ -249,7 +255,15 @@ impl Actor for RegActor {
         // Replica endpoints appearing on other nodes get this node's full state at once.
         ractor::pg::monitor_scope(SCOPE.into(), myself.get_cell());
         myself.send_interval(DIGEST_INTERVAL, || RegMsg::Tick);
+        let me = myself.clone();
+        let summary =
+            shared
+                .summaries
+                .register(&registry_group(&shared.name), move |peer, theirs| {
+                    let _ = me.cast(RegMsg::Summary(peer.to_owned(), theirs));
+                });
         Ok(RegState {
+            summary,
             core: Replica::new(shared.me.clone()),
             endpoints_group: registry_group(&shared.name),
             shared,
@@ -293,14 +307,22 @@ impl Actor for RegActor {
                 let _ = reply.send(());
                 return Ok(());
             }
-            RegMsg::Member(MemberEvent::MemberUp(n)) => st.core.on_member_up(&n.name),
+            RegMsg::Member(MemberEvent::MemberUp(n)) => {
+                st.summary.want(&n.name);
+                st.core.on_member_up(&n.name)
+            }
             RegMsg::Member(MemberEvent::MemberDown { node, .. })
             | RegMsg::Member(MemberEvent::MemberLeft(node)) => st.core.on_member_down(&node.name),
+            RegMsg::Summary(peer, theirs) => {
+                let effects = st.core.on_summary(now(), &peer, theirs);
+                tracing::debug!(registry = %st.shared.name, %peer, theirs, mine = st.core.summary(), sends = effects.len(), "summary");
+                effects
+            }
             RegMsg::Tick => {
                 if !st.unresolved.is_empty() {
                     Self::retry_unresolved(st);
                 }
-                st.core.tick(now())
+                return Ok(());
             }
         };
         Self::apply(st, effects);
@@ -339,6 +361,7 @@ impl Actor for RegActor {
                     for c in cells.iter().filter(|c| !c.get_id().is_local()) {
                         let ep: ActorRef<RegWire> = ActorRef::from(c.clone());
                         let node = st.shared.remote.node_of(&ep).unwrap_or_default();
+                        st.summary.want(&node);
                         for e in st.core.on_peer_joined(&node) {
                             match e {
                                 RegEffect::Send(_, m) => {

@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     pub(crate) me: Owner,
     /// The node's sessions: which node a replica endpoint lives on.
     pub(crate) remote: crate::Remote,
+    /// Where the replica's summary goes on the membership probes.
+    pub(crate) summaries: Arc<crate::Summaries>,
 }
 
 /// A handle to this node's replica of a named registry.
@@ -149,6 +151,7 @@ impl Registry {
             events,
             me,
             remote: node.remote().clone(),
+            summaries: node.summaries().clone(),
         });
         let err = |e: ractor::SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, RegActor, shared.clone())

@@ -58,6 +58,8 @@ pub(crate) enum DsupMsg {
     /// A child's registration went away with the node it ran on (child id, node).
     Lost(String, String),
     Reconcile,
+    /// A peer's summary of the child table (from a membership probe).
+    Summary(String, u64),
     Tick,
 }
 
@@ -78,6 +80,9 @@ pub(crate) struct DState {
     pub(crate) member_waits: Vec<(usize, RpcReplyPort<Vec<String>>)>,
     /// Why a local child's last incarnation failed, for its next registration's metadata.
     pub(crate) last_exit: HashMap<String, String>,
+    pub(crate) summaries: Arc<crate::Summaries>,
+    /// The child table's summary on the membership probes (set in `pre_start`).
+    pub(crate) summary: Option<crate::SummarySlot>,
 }
 
 impl RegistryView for Registry {
@@ -307,6 +312,14 @@ impl Actor for DsupActor {
         st: DState,
     ) -> Result<DState, ActorProcessingErr> {
         myself.send_interval(TICK_INTERVAL, || DsupMsg::Tick);
+        let mut st = st;
+        let me = myself.clone();
+        st.summary = Some(st.summaries.register(
+            &format!("table:{}", st.group),
+            move |peer, theirs| {
+                let _ = me.cast(DsupMsg::Summary(peer.to_owned(), theirs));
+            },
+        ));
         Ok(st)
     }
 
@@ -389,7 +402,12 @@ impl Actor for DsupActor {
                 return Ok(());
             }
             DsupMsg::Wire(DsupWire::Peer(m)) => st.core.on_peer(now, m),
-            DsupMsg::Member(MemberEvent::MemberUp(n)) => st.core.on_member_up(now, &n.name),
+            DsupMsg::Member(MemberEvent::MemberUp(n)) => {
+                if let Some(slot) = &st.summary {
+                    slot.want(&n.name);
+                }
+                st.core.on_member_up(now, &n.name)
+            }
             DsupMsg::Member(MemberEvent::MemberDown { node, .. })
             | DsupMsg::Member(MemberEvent::MemberLeft(node)) => {
                 st.core.on_member_down(now, &node.name);
@@ -412,9 +430,14 @@ impl Actor for DsupActor {
                 }
                 effects
             }
+            DsupMsg::Summary(peer, theirs) => st.core.on_table_summary(now, &peer, theirs),
             DsupMsg::Tick => st.core.tick(now, &st.registry),
         };
         self.apply(&myself, st, effects).await;
+        let summary = st.core.table_summary();
+        if let Some(slot) = &st.summary {
+            slot.set(summary);
+        }
         Ok(())
     }
 

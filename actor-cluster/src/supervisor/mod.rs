@@ -288,6 +288,8 @@ impl DistributedSupervisorBuilder {
             drains: Vec::new(),
             member_waits: Vec::new(),
             last_exit: HashMap::new(),
+            summaries: node.summaries().clone(),
+            summary: None,
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;

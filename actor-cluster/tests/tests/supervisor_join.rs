@@ -53,7 +53,7 @@ async fn a_joining_node_starts_no_duplicates_in_20_rounds() {
         let all: Vec<&TestNode> = nodes.iter().collect();
         wait_eligible(&all, 4).await;
         // Settled: nothing pending anywhere, and still every child exactly once.
-        wait_until(
+        let settled = wait_until(
             "settled after the join",
             Duration::from_secs(10),
             || async {
@@ -65,8 +65,23 @@ async fn a_joining_node_starts_no_duplicates_in_20_rounds() {
                 Ok(placement(&all, &ids).await.is_ok())
             },
         )
-        .await
-        .unwrap();
+        .await;
+        if let Err(e) = settled {
+            let mut status = Vec::new();
+            for n in &all {
+                let names: Vec<String> = all.iter().map(|x| x.name().to_owned()).collect();
+                status.push(format!(
+                    "{}: pending {:?}, synced {:?}",
+                    n.name(),
+                    n.command(&ClusterCmd::DsupPending).await,
+                    n.command(&ClusterCmd::DsupSynced { nodes: names }).await
+                ));
+            }
+            panic!(
+                "round {round}: {e}; {status:?}; placement: {:?}",
+                placement(&all, &ids).await
+            );
+        }
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let starts: Vec<String> = text
             .lines()

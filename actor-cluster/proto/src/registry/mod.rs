@@ -11,7 +11,8 @@
 //! * membership: [`Replica::on_member_up`], [`Replica::on_member_down`] (down or left), and
 //!   [`Replica::on_peer_joined`] when another node's replica becomes reachable (its endpoint
 //!   appeared);
-//! * [`Replica::tick`] every [`DIGEST_INTERVAL`] (anti-entropy).
+//! * anti-entropy: [`Replica::summary`] goes out on the membership probes, and a peer's
+//!   summary comes in through [`Replica::on_summary`].
 //!
 //! Every call that stamps takes the wall clock in nanoseconds since the Unix epoch (`wall_ns`,
 //! or [`Now::wall_ns`]); the replica keeps a hybrid logical clock over it. Deltas, digests,
@@ -41,7 +42,7 @@ use crate::Now;
 /// The exit reason given to a registered actor that lost a name conflict.
 pub const NAME_CONFLICT: &str = "NameConflict";
 
-/// How often a replica announces its own version (anti-entropy).
+/// The least time between two digests (or two repairs) a replica sends one peer.
 pub const DIGEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One owner's change, with the owner's version after it.
@@ -120,6 +121,17 @@ impl Replicated for Names {
         }
     }
 
+    fn summary(&self) -> u64 {
+        // Every replica that has every owner's latest version agrees on this.
+        let mut h = crate::hash::StableHash::default();
+        for (owner, version) in self.core.versions() {
+            if version > 0 {
+                h.str(&owner.node).u64(owner.incarnation).u64(version);
+            }
+        }
+        h.finish()
+    }
+
     fn parts(&self) -> Vec<RegPart> {
         let (version, regs) = self.core.own();
         vec![(self.core.me().clone(), version, regs)]
@@ -149,7 +161,7 @@ impl Replica {
     /// An empty replica for the node incarnation `me`.
     pub fn new(me: Owner) -> Self {
         Self {
-            sync: Replicator::new(me.node.clone(), DIGEST_INTERVAL, DIGEST_INTERVAL),
+            sync: Replicator::new(me.node.clone(), DIGEST_INTERVAL),
             names: Names {
                 clock: Hlc::new(me.node.clone()),
                 core: RegistryCore::new(me),
@@ -281,10 +293,19 @@ impl Replica {
         }
     }
 
-    /// Anti-entropy: announce this node's version (call every [`DIGEST_INTERVAL`]).
-    pub fn tick(&mut self, now: Now) -> Vec<RegEffect> {
+    /// The summary this node announces on its membership probes.
+    pub fn summary(&self) -> u64 {
+        self.names.summary()
+    }
+
+    /// Anti-entropy: `peer` announced its summary. A difference sends it this node's version
+    /// (at most once per [`DIGEST_INTERVAL`]); the peer pulls what it lacks.
+    pub fn on_summary(&mut self, now: Now, peer: &str, theirs: u64) -> Vec<RegEffect> {
         let mut out = Vec::new();
-        Self::sync_effects(self.sync.tick(&self.names, now.mono), &mut out);
+        Self::sync_effects(
+            self.sync.on_summary(&self.names, peer, theirs, now.mono),
+            &mut out,
+        );
         out
     }
 
@@ -372,9 +393,11 @@ mod tests {
         deliver(full, &mut b);
         assert!(b.is_synced_with("a"));
         assert_eq!(b.state().winners().len(), 2);
-        // A digest of an owner b is behind on asks that owner.
+        // Summaries that differ: a sends its version, and b, behind on it, asks a.
         let _lost = a.register("z", vec![], 3).unwrap();
-        let asks = deliver(a.tick(now()), &mut b);
+        assert_ne!(a.summary(), b.summary());
+        let digest = a.on_summary(now(), "b", b.summary());
+        let asks = deliver(digest, &mut b);
         assert!(matches!(asks.as_slice(), [RegEffect::Send(n, SyncMsg::Pull { .. })] if n == "a"));
     }
 }

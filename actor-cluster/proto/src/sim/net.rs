@@ -9,13 +9,13 @@ use super::{addr, name, Conn, Ev, Sim, Violation};
 
 impl Sim {
     pub(super) fn send(&mut self, from: usize, to: &str, wire: Wire) {
-        let heartbeat = matches!(wire, Wire::Heartbeat(..));
+        let heartbeat = matches!(wire, Wire::Probe(..));
         let visible = self
             .slots
             .get(from)
             .and_then(|s| s.node.as_ref())
             .is_some_and(|n| n.visible.contains(to));
-        // Heartbeats go on every connection (the control lane); services need the peer's
+        // Probes go on every connection (the control lane); services need the peer's
         // endpoints.
         let Some((&id, conn)) = self.conns.iter().find(|(_, c)| {
             c.open && ((c.a == from && name(c.b) == to) || (c.b == from && name(c.a) == to))

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actor_core_base::supervision::ExitReason;
 
-use crate::membership::{Action, MemberEvent, Membership, Timings};
+use crate::membership::{Action, MemberEvent, Membership, Probe, Timings};
 use crate::registry::state::Change;
 use crate::registry::{RegEffect, RegPeerMsg, Replica, NAME_CONFLICT};
 use crate::supervisor::{Placement, StartOutcome, SupEffect, SupPeerMsg, SupervisorCore};
@@ -16,7 +16,8 @@ use crate::{NodeIdentity, Now, Owner};
 /// A message between two simulated nodes.
 #[derive(Debug, Clone)]
 pub(crate) enum Wire {
-    Heartbeat(NodeIdentity, Vec<NodeIdentity>),
+    /// A membership frame on the control lane, with the services' summaries.
+    Probe(Probe, Vec<(u64, u64)>),
     Reg(RegPeerMsg),
     Sup(SupPeerMsg),
 }
@@ -33,6 +34,10 @@ pub(crate) enum Out {
     /// A child started here (registered): the checker looks for copies elsewhere.
     Started(String),
 }
+
+/// The service ids of the registry and the child table on probes.
+const REG_SERVICE: u64 = 1;
+const SUP_SERVICE: u64 = 2;
 
 /// The kind every simulated child has.
 pub(crate) const KIND: &str = "worker";
@@ -74,6 +79,13 @@ impl SimNode {
         let mut out = Vec::new();
         for a in actions {
             match a {
+                Action::Send { to, probe } => {
+                    let services = self.summaries(&probe);
+                    out.push(Out::Send(to, Wire::Probe(probe, services)));
+                }
+                Action::Broadcast(probe) => {
+                    out.push(Out::Broadcast(Wire::Probe(probe, Vec::new())))
+                }
                 Action::Dial { addr, name } => out.push(Out::Dial(addr, name)),
                 Action::Close(name) => out.push(Out::Close(name)),
                 Action::Unreachable { .. } => {}
@@ -108,12 +120,22 @@ impl SimNode {
 
     pub(crate) fn on_wire(&mut self, now: Now, from: &str, wire: Wire) -> Vec<Out> {
         match wire {
-            Wire::Heartbeat(who, gossip) => {
-                let actions = self.membership.on_heartbeat(&who, &gossip, now.mono);
-                self.membership_actions(now, actions)
+            Wire::Probe(probe, services) => {
+                let mut out = Vec::new();
+                for (id, theirs) in services {
+                    if id == REG_SERVICE {
+                        let effects = self.registry.on_summary(now, from, theirs);
+                        self.reg_effects(now, effects, &mut out);
+                    } else if id == SUP_SERVICE {
+                        let effects = self.sup.on_table_summary(now, from, theirs);
+                        self.sup_effects(now, effects, &mut out);
+                    }
+                }
+                let actions = self.membership.on_probe(from, probe, now.mono);
+                out.extend(self.membership_actions(now, actions));
+                out
             }
             Wire::Reg(m) => {
-                let _ = from;
                 let effects = self.registry.on_peer(now, m);
                 let mut out = Vec::new();
                 self.reg_effects(now, effects, &mut out);
@@ -203,20 +225,24 @@ impl SimNode {
         self.sup_effects(now, effects, out);
     }
 
-    pub(crate) fn tick_membership(&mut self, now: Now) -> Vec<Out> {
-        let mut out = vec![Out::Broadcast(Wire::Heartbeat(
-            self.me.clone(),
-            self.membership.gossip(),
-        ))];
-        let actions = self.membership.tick(now.mono);
-        out.extend(self.membership_actions(now, actions));
-        out
+    pub(crate) fn tick_membership(&mut self, now: Now, sample: u64) -> Vec<Out> {
+        let actions = self.membership.tick(now.mono, sample);
+        self.membership_actions(now, actions)
+    }
+
+    /// The summaries a ping or an ack carries (as the shell's control handler attaches them).
+    fn summaries(&mut self, probe: &Probe) -> Vec<(u64, u64)> {
+        match probe {
+            Probe::Ping { .. } | Probe::Ack { .. } => vec![
+                (REG_SERVICE, self.registry.summary()),
+                (SUP_SERVICE, self.sup.table_summary()),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn tick_services(&mut self, now: Now) -> Vec<Out> {
         let mut out = Vec::new();
-        let reg = self.registry.tick(now);
-        self.reg_effects(now, reg, &mut out);
         let sup = self.sup.tick(now, &self.registry);
         self.sup_effects(now, sup, &mut out);
         self.settle(now, &mut out);

@@ -95,7 +95,8 @@ impl Sim {
             Ev::MembershipTick(_) => {
                 let t = self.timings.heartbeat_interval;
                 self.push(t, inc, Ev::MembershipTick(target));
-                node.tick_membership(now)
+                let sample = self.rng.next_u64();
+                node.tick_membership(now, sample)
             }
             Ev::ServiceTick(_) => {
                 self.push(

@@ -522,11 +522,11 @@ impl SupervisorCore {
         out
     }
 
-    /// Periodic work (every [`TICK_INTERVAL`]): the digest, hellos to members whose kinds are
-    /// unknown, and a reconciliation every few ticks (every tick while holding).
+    /// Periodic work (every [`TICK_INTERVAL`]): hellos to members whose kinds are unknown,
+    /// and a reconciliation every few ticks (every tick while holding). (Anti-entropy rides
+    /// on the membership probes: [`SupervisorCore::table_summary`].)
     pub fn tick(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
         let mut out = Vec::new();
-        self.table_digest(now, &mut out);
         if !self.pending.is_empty() {
             out.push(self.hello(true));
         }

@@ -1,5 +1,6 @@
 //! The child table as a replicated service: rows travel as deltas when they change, each node
-//! announces a digest (row count and newest stamp) every tick, and a peer whose digest differs
+//! announces a summary of its table on the membership probes, a peer whose summary differs
+//! gets this node's digest (row count and newest stamp), and a peer whose digest differs
 //! gets this node's whole table (at most once per [`FULL_MIN_INTERVAL`]). Both sides of a
 //! difference send theirs when they see the other's digest, and rows merge last-writer-wins by
 //! stamp, so they converge.
@@ -66,6 +67,15 @@ impl Replicated for TableSync<'_> {
         }
     }
 
+    fn summary(&self) -> u64 {
+        let (rows, newest) = self.table.digest();
+        let stamp = actor_core_base::codec::encode(&newest).unwrap_or_default();
+        crate::hash::StableHash::default()
+            .u64(rows)
+            .bytes(&stamp)
+            .finish()
+    }
+
     fn parts(&self) -> Vec<Vec<Row>> {
         let rows: Vec<Row> = self.table.rows().cloned().collect();
         rows.chunks(ROWS_PER_MESSAGE).map(<[Row]>::to_vec).collect()
@@ -80,7 +90,7 @@ impl Replicated for TableSync<'_> {
 pub(super) const FULL_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub(super) fn replicator(me: &str) -> Replicator {
-    Replicator::new(me, super::TICK_INTERVAL, FULL_MIN_INTERVAL)
+    Replicator::new(me, FULL_MIN_INTERVAL)
 }
 
 fn effects(sync: Vec<SyncOut<TableMsg>>, out: &mut Vec<SupEffect>) {
@@ -126,9 +136,17 @@ impl SupervisorCore {
         effects(sync.on_peer_up(&state, node), out);
     }
 
-    /// The periodic digest.
-    pub(super) fn table_digest(&mut self, now: Now, out: &mut Vec<SupEffect>) {
+    /// The summary this node announces on its membership probes.
+    pub fn table_summary(&mut self) -> u64 {
+        let (state, _) = self.table_sync();
+        state.summary()
+    }
+
+    /// Anti-entropy: `peer` announced its table's summary.
+    pub fn on_table_summary(&mut self, now: Now, peer: &str, theirs: u64) -> Vec<SupEffect> {
+        let mut out = Vec::new();
         let (state, sync) = self.table_sync();
-        effects(sync.tick(&state, now.mono), out);
+        effects(sync.on_summary(&state, peer, theirs, now.mono), &mut out);
+        out
     }
 }

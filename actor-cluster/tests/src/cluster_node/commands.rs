@@ -45,6 +45,11 @@ pub enum ClusterCmd {
     DsupEligible,
     /// How many decisions this node still has to make.
     DsupPending,
+    /// Whether the supervisor's registry has synced with each of these nodes.
+    DsupSynced {
+        /// Node names.
+        nodes: Vec<String>,
+    },
     /// The children running on this node.
     DsupLocal,
     /// A counter's value (a call).
@@ -224,6 +229,10 @@ impl Commands {
             }
             ClusterCmd::DsupEligible => json!(d.eligible_members().await.map_err(text)?),
             ClusterCmd::DsupPending => json!(d.pending_decisions().await.map_err(text)?),
+            ClusterCmd::DsupSynced { nodes } => json!(nodes
+                .iter()
+                .map(|n| (n.clone(), d.registry().is_synced_with(n)))
+                .collect::<std::collections::BTreeMap<_, _>>()),
             ClusterCmd::DsupLocal => json!(d.local_children().await.map_err(text)?),
             ClusterCmd::DsupGet { id } => {
                 json!(d.call_child(&id, t, CounterMsg::Get).await.map_err(text)?)
