@@ -124,7 +124,7 @@ impl Replicated for Names {
     fn summary(&self) -> u64 {
         // Every replica that has every owner's latest version agrees on this.
         let mut h = crate::hash::StableHash::default();
-        for (owner, version) in self.core.versions() {
+        for (owner, version) in self.core.versions_iter() {
             if version > 0 {
                 h.str(&owner.node).u64(owner.incarnation).u64(version);
             }

@@ -132,6 +132,11 @@ impl RegistryCore {
         (s.version, s.names.into_values().collect())
     }
 
+    /// The version known of every owner, in owner order, without copying.
+    pub fn versions_iter(&self) -> impl Iterator<Item = (&Owner, u64)> {
+        self.owners.iter().map(|(o, s)| (o, s.version))
+    }
+
     /// The version known of every owner.
     pub fn versions(&self) -> BTreeMap<Owner, u64> {
         self.owners
