@@ -1,10 +1,14 @@
 //! Runs the cluster simulator over many seeds and prints one JSON line per class and a total:
 //! `cargo run --release -p actor-cluster-proto --example sim -- --seeds 10000 [--from 0]`.
 //! A failing seed is printed with its step; `--seed N` replays one seed.
+//!
+//! `--scale 100,300,1000 [--seed N]` runs scale scenarios instead: one JSON line per size with
+//! formation, join, crash and freeze convergence (virtual seconds) and traffic per node per
+//! second while idle and during churn.
 
 use std::time::Instant;
 
-use actor_cluster_proto::sim::{run_seed, Class};
+use actor_cluster_proto::sim::{run_scale, run_seed, Class, ScaleReport, ScaleScenario};
 
 fn arg(name: &str) -> Option<u64> {
     let args: Vec<String> = std::env::args().collect();
@@ -14,8 +18,60 @@ fn arg(name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+fn secs(d: Option<std::time::Duration>) -> String {
+    d.map_or_else(|| "null".to_owned(), |d| format!("{:.3}", d.as_secs_f64()))
+}
+
+fn scale_line(r: &ScaleReport) -> String {
+    format!(
+        "{{\"nodes\":{},\"seed\":{},\"formed_s\":{},\"join_converged_s\":{},\"crash_converged_s\":{},\"freeze_converged_s\":{},\"false_downs\":{},\"idle_msgs_per_node_s\":{:.1},\"idle_bytes_per_node_s\":{:.0},\"idle_probe_bytes_per_node_s\":{:.0},\"join_msgs_per_node_s\":{:.1},\"join_bytes_per_node_s\":{:.0},\"churn_msgs_per_node_s\":{:.1},\"churn_bytes_per_node_s\":{:.0},\"steps\":{},\"wall_s\":{:.1}}}",
+        r.nodes,
+        r.seed,
+        secs(r.formed_after),
+        secs(r.join_converged),
+        secs(r.crash_converged),
+        secs(r.freeze_converged),
+        r.false_downs,
+        r.idle.msgs,
+        r.idle.bytes,
+        r.idle.probe_bytes,
+        r.join.msgs,
+        r.join.bytes,
+        r.churn.msgs,
+        r.churn.bytes,
+        r.steps,
+        r.wall.as_secs_f64(),
+    )
+}
+
 #[allow(clippy::print_stdout)]
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(sizes) = args
+        .iter()
+        .position(|a| a == "--scale")
+        .and_then(|i| args.get(i + 1))
+    {
+        let seed = arg("--seed").unwrap_or(1);
+        let mut failed = false;
+        for n in sizes.split(',') {
+            let Ok(n) = n.trim().parse::<usize>() else {
+                println!("FAIL --scale takes sizes like 100,300,1000, not {n:?}");
+                std::process::exit(2);
+            };
+            match run_scale(&ScaleScenario::new(n, seed)) {
+                Ok(r) => println!("{}", scale_line(&r)),
+                Err(v) => {
+                    println!("FAIL {v}");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Some(seed) = arg("--seed") {
         match run_seed(seed) {
             Ok(r) => println!("{r:?}"),

@@ -60,8 +60,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use self::types::{
-    Action, DownReason, MemberEvent, MemberInfo, MemberState, Probe, Timings, DIAL_WARN_AFTER,
-    DIAL_WARN_EVERY, MEMBERS_EVERY, MEMBERS_STABLE,
+    Action, DownReason, MemberEvent, MemberInfo, MemberState, Probe, Timings, CHURN_EXTENSIONS,
+    DIAL_WARN_AFTER, DIAL_WARN_EVERY, MEMBERS_EVERY, MEMBERS_STABLE,
 };
 pub use crate::identity::NodeIdentity;
 
@@ -87,6 +87,8 @@ struct Pending {
     suspect_at: Option<Instant>,
     /// When it is down.
     down_at: Instant,
+    /// How many times the deadline was pushed back because the member set was changing.
+    extended: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +165,19 @@ impl Membership {
             .filter(|m| matches!(m.state, MemberState::Up | MemberState::Suspect))
             .map(|m| m.node.clone())
             .collect()
+    }
+
+    /// The state of the member named `name`, if it was ever seen.
+    pub fn member_state(&self, name: &str) -> Option<MemberState> {
+        self.members.get(name).map(|m| m.state)
+    }
+
+    /// How many members are up (or suspect), without copying them.
+    pub fn up_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| matches!(m.state, MemberState::Up | MemberState::Suspect))
+            .count()
     }
 
     /// What this node gossips: itself and the members it has sessions with.

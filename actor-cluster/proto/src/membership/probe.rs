@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{
-    Action, DownReason, MemberEvent, MemberState, Membership, Pending, Probe, MEMBERS_EVERY,
-    MEMBERS_STABLE,
+    Action, DownReason, MemberEvent, MemberState, Membership, Pending, Probe, CHURN_EXTENSIONS,
+    MEMBERS_EVERY, MEMBERS_STABLE,
 };
 use crate::hash::StableHash;
 use crate::identity::NodeIdentity;
@@ -135,6 +135,7 @@ impl Membership {
             seq,
             suspect_at: None,
             down_at: now + window,
+            extended: 0,
         });
         out.push(Action::Send {
             to: node.name.clone(),
@@ -164,6 +165,10 @@ impl Membership {
                 }
             }
         }
+        let down_after = self.timings.down_after;
+        let churning = self
+            .changed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < down_after);
         for m in self.members.values_mut() {
             if !matches!(m.state, MemberState::Up | MemberState::Suspect) {
                 continue;
@@ -171,6 +176,10 @@ impl Membership {
             let Some(p) = m.probe.as_mut() else {
                 continue;
             };
+            if now >= p.down_at && churning && p.extended < CHURN_EXTENSIONS {
+                p.extended += 1;
+                p.down_at = now + down_after;
+            }
             if now >= p.down_at {
                 m.state = MemberState::Down;
                 m.sessions = 0;
@@ -231,6 +240,7 @@ impl Membership {
             seq,
             suspect_at: Some(now + suspect_after),
             down_at: now + down_after,
+            extended: 0,
         });
         out.push(Action::Send {
             to: to.to_owned(),

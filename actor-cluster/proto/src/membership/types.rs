@@ -73,6 +73,12 @@ pub enum Probe {
 /// Member lists are sent to one peer at most this often.
 pub const MEMBERS_EVERY: Duration = Duration::from_millis(500);
 
+/// How many times a ping's down deadline is pushed back (by `down_after`) when it falls while
+/// the member set is changing (a cluster forming, a burst of joins): machines are busy then and
+/// answers late, and a down would start a reconnect storm. A frozen member is then seen down
+/// after at most `(1 + CHURN_EXTENSIONS) * down_after`; in a stable cluster after `down_after`.
+pub const CHURN_EXTENSIONS: u8 = 2;
+
 /// A node sends its member list only once its own member set has not changed for this long:
 /// while members come and go, lists would be stale on arrival, and many nodes joining at once
 /// would flood each other with them.

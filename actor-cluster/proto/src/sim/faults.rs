@@ -109,12 +109,10 @@ impl Sim {
                     s.frozen = false;
                     s.parked.clear();
                 }
-                let ids: Vec<u64> = self
-                    .conns
-                    .iter()
-                    .filter(|(_, c)| c.open && (c.a == i || c.b == i))
-                    .map(|(id, _)| *id)
+                let mut ids: Vec<u64> = (0..self.slots.len())
+                    .flat_map(|j| self.open_between(i, j).collect::<Vec<_>>())
                     .collect();
+                ids.sort_unstable();
                 for id in ids {
                     self.close_conn(id);
                 }

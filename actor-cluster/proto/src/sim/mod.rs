@@ -20,10 +20,11 @@ mod faults;
 mod net;
 mod node;
 mod rng;
+mod scale;
 mod step;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use self::node::{SimNode, Wire};
 pub use self::rng::Rng;
+use self::scale::Traffic;
+pub use self::scale::{run_scale, Rate, ScaleReport, ScaleScenario, DATA_OVERHEAD};
 use crate::membership::Timings;
 use crate::supervisor::{Placement, Quorum, Uniform};
 use crate::Now;
@@ -226,7 +229,11 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Queued>>,
     slots: Vec<Slot>,
     conns: BTreeMap<u64, Conn>,
+    /// The open connections of each pair of nodes (lower index first).
+    open: HashMap<(usize, usize), BTreeSet<u64>>,
     next_conn: u64,
+    /// What the nodes sent, for the scale runs.
+    traffic: Traffic,
     /// Nodes cut off from the rest (a partition), if any.
     island: BTreeSet<usize>,
     placement: Arc<dyn Placement>,
@@ -286,7 +293,9 @@ impl Sim {
             queue: BinaryHeap::new(),
             slots,
             conns: BTreeMap::new(),
+            open: HashMap::new(),
             next_conn: 1,
+            traffic: Traffic::default(),
             island: BTreeSet::new(),
             placement,
             timings,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::node::{Out, Wire};
-use super::{addr, name, Conn, Ev, Sim, Violation};
+use super::{name, Conn, Ev, Sim, Violation};
 
 impl Sim {
     pub(super) fn send(&mut self, from: usize, to: &str, wire: Wire) {
@@ -17,20 +17,21 @@ impl Sim {
             .is_some_and(|n| n.visible.contains(to));
         // Probes go on every connection (the control lane); services need the peer's
         // endpoints.
-        let Some((&id, conn)) = self.conns.iter().find(|(_, c)| {
-            c.open && ((c.a == from && name(c.b) == to) || (c.b == from && name(c.a) == to))
-        }) else {
+        let Some(peer) = index(to, self.slots.len()) else {
+            return;
+        };
+        let Some(id) = self.open_between(from, peer).next() else {
+            return;
+        };
+        let Some(conn) = self.conns.get(&id) else {
             return;
         };
         if !heartbeat && !visible {
             return;
         }
-        let (peer, dir) = if conn.a == from {
-            (conn.b, 0)
-        } else {
-            (conn.a, 1)
-        };
+        let dir = if conn.a == from { 0 } else { 1 };
         let last = conn.last[dir];
+        self.traffic.count(&wire);
         if self.cut(from, peer) || (self.loss > 0.0 && self.rng.chance(self.loss)) {
             return;
         }
@@ -53,8 +54,16 @@ impl Sim {
         );
     }
 
+    /// The open connections between two nodes, oldest first.
+    pub(super) fn open_between(&self, a: usize, b: usize) -> impl Iterator<Item = u64> + '_ {
+        self.open
+            .get(&(a.min(b), a.max(b)))
+            .into_iter()
+            .flat_map(|ids| ids.iter().copied())
+    }
+
     pub(super) fn dial(&mut self, from: usize, to: SocketAddr, expect: Option<String>) {
-        let target = (0..self.slots.len()).find(|&i| addr(i) == to);
+        let target = node_at(to, self.slots.len());
         let inc = self.inc(from);
         let refused = Duration::from_millis(self.rng.range(1, 5));
         let Some(t) = target.filter(|&t| self.alive(t)) else {
@@ -102,6 +111,10 @@ impl Sim {
                 last: [Duration::ZERO; 2],
             },
         );
+        self.open
+            .entry((from.min(t), from.max(t)))
+            .or_default()
+            .insert(id);
         let d1 = self.delay() * 2;
         let d2 = self.delay() * 2;
         let tinc = self.inc(t);
@@ -126,12 +139,10 @@ impl Sim {
     }
 
     pub(super) fn close(&mut self, from: usize, peer: &str) {
-        let ids: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.open && self.endpoints_named(c, from, peer))
-            .map(|(id, _)| *id)
-            .collect();
+        let Some(p) = index(peer, self.slots.len()) else {
+            return;
+        };
+        let ids: Vec<u64> = self.open_between(from, p).collect();
         for id in ids {
             self.close_conn(id);
         }
@@ -146,6 +157,13 @@ impl Sim {
         }
         c.open = false;
         let (a, b) = (c.a, c.b);
+        let key = (a.min(b), a.max(b));
+        if let Some(ids) = self.open.get_mut(&key) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.open.remove(&key);
+            }
+        }
         for (node, other) in [(a, b), (b, a)] {
             let d = self.delay();
             let inc = self.inc(node);
@@ -158,18 +176,6 @@ impl Sim {
                 },
             );
         }
-    }
-
-    /// Whether `c` connects `node` with the node named `peer`.
-    pub(super) fn endpoints_named(&self, c: &Conn, node: usize, peer: &str) -> bool {
-        let other = if c.a == node {
-            c.b
-        } else if c.b == node {
-            c.a
-        } else {
-            return false;
-        };
-        name(other) == peer
     }
 
     pub(super) fn outputs(&mut self, from: usize, out: Vec<Out>) -> Result<(), Violation> {
@@ -194,4 +200,17 @@ impl Sim {
         }
         Ok(())
     }
+}
+
+/// The index of the node named `name` (`n{i}`), if there is such a slot.
+pub(super) fn index(name: &str, slots: usize) -> Option<usize> {
+    name.strip_prefix('n')
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|&i| i < slots)
+}
+
+/// The index of the node listening on `to`, if there is such a slot.
+fn node_at(to: SocketAddr, slots: usize) -> Option<usize> {
+    let i = to.port().checked_sub(7000)? as usize;
+    (to.ip().is_loopback() && i < slots && super::addr(i) == to).then_some(i)
 }

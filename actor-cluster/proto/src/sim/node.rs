@@ -54,6 +54,8 @@ pub(crate) struct SimNode {
     pub(crate) seeds: Vec<SocketAddr>,
     /// Starts of children that were running on another node at that moment.
     pub(crate) starts: u64,
+    /// The members this node took down (or saw leave), in order.
+    pub(crate) downs: Vec<String>,
 }
 
 impl SimNode {
@@ -72,6 +74,7 @@ impl SimNode {
             visible: BTreeSet::new(),
             seeds,
             starts: 0,
+            downs: Vec::new(),
         }
     }
 
@@ -97,6 +100,7 @@ impl SimNode {
                 }
                 Action::Emit(MemberEvent::MemberDown { node, .. })
                 | Action::Emit(MemberEvent::MemberLeft(node)) => {
+                    self.downs.push(node.name.clone());
                     let reg = self.registry.on_member_down(&node.name);
                     self.reg_effects(now, reg, &mut out);
                     self.sup.on_member_down(now, &node.name);

@@ -67,11 +67,9 @@ impl Sim {
                 }
             }
             Ev::SessionDown { peer, .. } => {
-                if !self
-                    .conns
-                    .values()
-                    .any(|c| c.open && self.endpoints_named(c, target, &peer))
-                {
+                let open = super::net::index(&peer, self.slots.len())
+                    .is_some_and(|p| self.open_between(target, p).next().is_some());
+                if !open {
                     node.visible.remove(&peer);
                 }
                 let actions = node.membership.on_session_down(&peer, now.mono);

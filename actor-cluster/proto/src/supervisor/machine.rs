@@ -33,6 +33,7 @@ impl SupervisorCore {
             placement,
             active,
             table: ChildTable::default(),
+            names: members.keys().cloned().collect(),
             members,
             pending: BTreeMap::new(),
             heard: BTreeMap::new(),
@@ -144,18 +145,22 @@ impl SupervisorCore {
         row
     }
 
-    fn hello(&self, ask: bool) -> SupEffect {
-        SupEffect::Broadcast(SupPeerMsg::Hello {
-            node: self.me.clone(),
-            kinds: self.kinds.iter().cloned().collect(),
-            ask,
-            members: self.members.keys().cloned().collect(),
-        })
+    /// This node's hello, to one peer: never to every member, since each answers, and a
+    /// member that comes up would cost a message per pair of nodes.
+    fn hello(&self, to: &str, ask: bool) -> SupEffect {
+        SupEffect::Send(
+            to.to_owned(),
+            SupPeerMsg::Hello {
+                node: self.me.clone(),
+                kinds: self.kinds.iter().cloned().collect(),
+                ask,
+                members: self.names.clone(),
+            },
+        )
     }
 
     fn quorum(&self) -> bool {
-        let live: Vec<String> = self.members.keys().cloned().collect();
-        self.placement.has_quorum(&live)
+        self.placement.has_quorum(&self.names)
     }
 
     /// Adds children (idempotent by id: a live id is left as it is). `sample` is one random
@@ -252,7 +257,7 @@ impl SupervisorCore {
                     if !self.members.contains_key(from) && !self.leaving.contains(from) {
                         // A peer whose kinds we do not know: hello until it answers with its own.
                         self.pending.entry(from.clone()).or_insert(now.mono);
-                        out.push(self.hello(true));
+                        out.push(self.hello(from, true));
                     }
                 }
                 self.on_table(now, m, &mut out);
@@ -264,10 +269,13 @@ impl SupervisorCore {
                 members,
             } => {
                 if ask {
-                    out.push(self.hello(false));
+                    out.push(self.hello(&node, false));
                 }
                 self.pending.remove(&node);
                 self.heard.remove(&node);
+                if let Err(i) = self.names.binary_search(&node) {
+                    self.names.insert(i, node.clone());
+                }
                 self.members.insert(node, kinds.into_iter().collect());
                 for m in members {
                     if !self.members.contains_key(&m) && !self.leaving.contains(&m) {
@@ -288,8 +296,11 @@ impl SupervisorCore {
     pub fn on_member_up(&mut self, now: Now, node: &str) -> Vec<SupEffect> {
         self.leaving.remove(node);
         self.members.remove(node);
+        if let Ok(i) = self.names.binary_search_by(|n| n.as_str().cmp(node)) {
+            self.names.remove(i);
+        }
         self.pending.insert(node.to_owned(), now.mono);
-        let mut out = vec![self.hello(true)];
+        let mut out = vec![self.hello(node, true)];
         self.table_to_new_peer(node, &mut out);
         out
     }
@@ -298,6 +309,9 @@ impl SupervisorCore {
     pub fn on_member_down(&mut self, now: Now, node: &str) {
         self.sync.on_peer_down(node);
         self.members.remove(node);
+        if let Ok(i) = self.names.binary_search_by(|n| n.as_str().cmp(node)) {
+            self.names.remove(i);
+        }
         self.pending.remove(node);
         self.leaving.remove(node);
         self.heard.remove(node);
@@ -335,13 +349,19 @@ impl SupervisorCore {
     /// What a reconciliation would decide now.
     pub fn decide(&self, now: Now, reg: &dyn RegistryView) -> Vec<Decision> {
         let running: BTreeSet<String> = self.local_children().into_iter().collect();
-        let mut members = self.members.clone();
-        for l in &self.leaving {
-            members.remove(l);
-        }
-        if self.draining {
-            members.remove(&self.me);
-        }
+        // Copied only when some member is out (the usual case has none).
+        let members = if self.leaving.is_empty() && !self.draining {
+            std::borrow::Cow::Borrowed(&self.members)
+        } else {
+            let mut m = self.members.clone();
+            for l in &self.leaving {
+                m.remove(l);
+            }
+            if self.draining {
+                m.remove(&self.me);
+            }
+            std::borrow::Cow::Owned(m)
+        };
         let held: BTreeSet<String> = if self.is_holding(now, reg) {
             self.table.live().map(|r| r.spec.id.clone()).collect()
         } else {
@@ -527,8 +547,8 @@ impl SupervisorCore {
     /// on the membership probes: [`SupervisorCore::table_summary`].)
     pub fn tick(&mut self, now: Now, reg: &dyn RegistryView) -> Vec<SupEffect> {
         let mut out = Vec::new();
-        if !self.pending.is_empty() {
-            out.push(self.hello(true));
+        for peer in self.pending.keys() {
+            out.push(self.hello(peer, true));
         }
         self.heard
             .retain(|_, since| now.mono.saturating_duration_since(*since) < JOIN_SYNC_GRACE);

@@ -263,6 +263,9 @@ pub struct SupervisorCore {
     clock: Hlc,
     /// Live members (this node included) and the kinds they run.
     members: BTreeMap<String, BTreeSet<String>>,
+    /// The names of `members`, in order (kept beside it: hellos and quorum checks read them
+    /// on every message).
+    names: Vec<String>,
     /// Members up whose kinds are not known yet, since when.
     pending: BTreeMap<String, Instant>,
     /// Members that a peer reported and this node has not synced with yet, since when.
