@@ -145,24 +145,6 @@ impl SupervisorCore {
         row
     }
 
-    /// This node's hello, to one peer: never to every member, since each answers, and a
-    /// member that comes up would cost a message per pair of nodes.
-    fn hello(&self, to: &str, ask: bool) -> SupEffect {
-        SupEffect::Send(
-            to.to_owned(),
-            SupPeerMsg::Hello {
-                node: self.me.clone(),
-                kinds: self.kinds.iter().cloned().collect(),
-                ask,
-                members: self.names.clone(),
-            },
-        )
-    }
-
-    fn quorum(&self) -> bool {
-        self.placement.has_quorum(&self.names)
-    }
-
     /// Adds children (idempotent by id: a live id is left as it is). `sample` is one random
     /// number, from which random placement picks each child's node.
     pub fn put(
@@ -246,104 +228,6 @@ impl SupervisorCore {
             });
         }
         out
-    }
-
-    /// A message from another node's part.
-    pub fn on_peer(&mut self, now: Now, msg: SupPeerMsg) -> Vec<SupEffect> {
-        let mut out = Vec::new();
-        match msg {
-            SupPeerMsg::Table(m) => {
-                if let crate::replication::SyncMsg::Digest { from, .. } = &m {
-                    if !self.members.contains_key(from) && !self.leaving.contains(from) {
-                        // A peer whose kinds we do not know: hello until it answers with its own.
-                        self.pending.entry(from.clone()).or_insert(now.mono);
-                        out.push(self.hello(from, true));
-                    }
-                }
-                self.on_table(now, m, &mut out);
-            }
-            SupPeerMsg::Hello {
-                node,
-                kinds,
-                ask,
-                members,
-            } => {
-                if ask {
-                    out.push(self.hello(&node, false));
-                }
-                self.pending.remove(&node);
-                self.heard.remove(&node);
-                if let Err(i) = self.names.binary_search(&node) {
-                    self.names.insert(i, node.clone());
-                }
-                self.members.insert(node, kinds.into_iter().collect());
-                for m in members {
-                    if !self.members.contains_key(&m) && !self.leaving.contains(&m) {
-                        self.heard.entry(m).or_insert(now.mono);
-                    }
-                }
-                self.dirty = true;
-            }
-            SupPeerMsg::Leaving(node) => {
-                self.leaving.insert(node);
-                self.dirty = true;
-            }
-        }
-        out
-    }
-
-    /// A member came up (this node's membership said so).
-    pub fn on_member_up(&mut self, now: Now, node: &str) -> Vec<SupEffect> {
-        self.leaving.remove(node);
-        self.members.remove(node);
-        if let Ok(i) = self.names.binary_search_by(|n| n.as_str().cmp(node)) {
-            self.names.remove(i);
-        }
-        self.pending.insert(node.to_owned(), now.mono);
-        let mut out = vec![self.hello(node, true)];
-        self.table_to_new_peer(node, &mut out);
-        out
-    }
-
-    /// A member went down or left.
-    pub fn on_member_down(&mut self, now: Now, node: &str) {
-        self.sync.on_peer_down(node);
-        self.members.remove(node);
-        if let Ok(i) = self.names.binary_search_by(|n| n.as_str().cmp(node)) {
-            self.names.remove(i);
-        }
-        self.pending.remove(node);
-        self.leaving.remove(node);
-        self.heard.remove(node);
-        let delay = self.placement.restart_delay();
-        if !delay.is_zero() {
-            self.hold_until = Some(now.mono + delay);
-        }
-        self.dirty = true;
-    }
-
-    /// A child's registration went away with the node it ran on.
-    pub fn on_unregistered(&mut self, id: &str, node: &str) {
-        if node != self.me {
-            if self.lost.len() >= MAX_LOST {
-                self.lost.clear();
-            }
-            self.lost.insert(id.to_owned(), node.to_owned());
-        }
-        self.dirty = true;
-    }
-
-    /// Members it knows of that this node cannot yet tell the children of.
-    fn unsynced(&self, now: Instant, reg: &dyn RegistryView) -> bool {
-        let synced = |n: &str| self.members.contains_key(n) && reg.is_synced_with(n);
-        self.members.keys().any(|n| !reg.is_synced_with(n))
-            || self
-                .pending
-                .values()
-                .any(|since| now.saturating_duration_since(*since) < PENDING_GRACE)
-            || self.heard.iter().any(|(n, since)| {
-                now.saturating_duration_since(*since) < JOIN_SYNC_GRACE && !synced(n)
-            })
     }
 
     /// What a reconciliation would decide now.

@@ -47,6 +47,7 @@
 //! through one seed from starting copies of children running on members it has not met yet.
 
 mod machine;
+mod peers;
 pub mod placement;
 mod sync;
 pub mod table;
