@@ -99,6 +99,8 @@ struct Target {
     backoff: Duration,
     /// Failed dials in a row.
     failures: u32,
+    /// A session with the member at this address is up (nothing to dial).
+    up: bool,
 }
 
 /// The membership state machine of one node.
@@ -199,6 +201,7 @@ impl Membership {
                 next: now,
                 backoff: self.timings.reconnect_initial,
                 failures: 0,
+                up: false,
             });
         }
         self.dial_due(now)
@@ -253,6 +256,7 @@ impl Membership {
                     next: now,
                     backoff: self.timings.reconnect_initial,
                     failures: 0,
+                    up: false,
                 },
             );
         }
@@ -298,6 +302,9 @@ impl Membership {
                 out.push(Action::Emit(MemberEvent::MemberUp(peer.clone())));
             }
         }
+        if let Some(t) = self.targets.get_mut(&peer.addr) {
+            t.up = true;
+        }
         // A new session starts with a ping: its digest tells either side whether to send the
         // other its member list.
         self.ping(&peer.name, now, &mut out);
@@ -321,10 +328,11 @@ impl Membership {
                 reason: DownReason::ConnectionClosed,
             }));
         }
-        let (addr, name) = (m.node.addr, m.node.name.clone());
+        let (addr, name, gone) = (m.node.addr, m.node.name.clone(), m.sessions == 0);
         let next = now + self.courtesy(&name);
         if let Some(t) = self.targets.get_mut(&addr) {
             t.next = t.next.max(next);
+            t.up &= !gone;
         }
         out
     }
@@ -352,6 +360,7 @@ impl Membership {
                 next,
                 backoff,
                 failures: 0,
+                up: false,
             });
             target.name = Some(node.name.clone());
         }
@@ -386,17 +395,11 @@ impl Membership {
     /// Dials every target that is due, not connected and not being dialed.
     fn dial_due(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        // One pass over the members, not one per target: this runs on every tick.
-        let connected: std::collections::BTreeSet<SocketAddr> = self
-            .members
-            .values()
-            .filter(|m| m.sessions > 0)
-            .map(|m| m.node.addr)
-            .collect();
+        // This runs on every tick: a target with a session up is skipped by its flag.
         let due: Vec<SocketAddr> = self
             .targets
             .iter()
-            .filter(|(a, t)| !t.in_flight && now >= t.next && !connected.contains(a))
+            .filter(|(_, t)| !t.in_flight && !t.up && now >= t.next)
             .map(|(a, _)| *a)
             .collect();
         for addr in due {

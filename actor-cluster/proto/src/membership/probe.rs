@@ -32,11 +32,22 @@ impl Membership {
         if let Some(d) = self.digest {
             return d;
         }
-        let mut all = self.gossip();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
+        // The members map is in name order: merge this node in at its place, with no copy
+        // and no sort (this runs after every change, once per session while a cluster forms).
         let mut h = StableHash::default();
-        for n in &all {
-            h.str(&n.name).u64(n.incarnation);
+        let mut me_done = false;
+        for m in self.members.values() {
+            if !matches!(m.state, MemberState::Up | MemberState::Suspect) {
+                continue;
+            }
+            if !me_done && self.me.name < m.node.name {
+                h.str(&self.me.name).u64(self.me.incarnation);
+                me_done = true;
+            }
+            h.str(&m.node.name).u64(m.node.incarnation);
+        }
+        if !me_done {
+            h.str(&self.me.name).u64(self.me.incarnation);
         }
         let d = h.finish();
         self.digest = Some(d);
@@ -192,6 +203,7 @@ impl Membership {
                 out.push(Action::Close(m.node.name.clone()));
                 if let Some(t) = self.targets.get_mut(&m.node.addr) {
                     t.in_flight = false;
+                    t.up = false;
                     t.next = now + t.backoff;
                 }
                 continue;

@@ -305,6 +305,34 @@ fn gossip_leads_to_dials_with_the_later_name_first() {
 }
 
 #[test]
+fn a_member_with_a_session_is_not_dialed_and_is_redialed_when_it_closes_or_goes_silent() {
+    let t0 = Instant::now();
+    let timings = Timings::default();
+    let mut m = Membership::new(node("b", 1, 2), timings);
+    let a = node("a", 1, 1);
+    let _ = m.on_discovered(&[a.addr], t0);
+    m.on_session_up(a.clone(), t0);
+    // Within the first ping's deadline (the peer has not had to answer yet).
+    let idle = t0 + timings.heartbeat_interval;
+    assert!(dials(&m.tick(idle, 0)).is_empty(), "connected: no dial");
+    // The session closes: "b" > "a", so b redials at once (no courtesy wait).
+    let acts = m.on_session_down("a", idle);
+    assert!(dials(&acts).is_empty());
+    assert_eq!(dials(&m.tick(idle, 0)), vec![a.addr]);
+    // Connected again, then silent until the ping deadline: down, closed, and redialed.
+    let t1 = idle + Duration::from_millis(10);
+    m.on_session_up(a.clone(), t1);
+    let mut t = t1;
+    let mut redialed = false;
+    while t < t1 + timings.down_after * 4 && !redialed {
+        t += timings.heartbeat_interval;
+        redialed = !dials(&m.tick(t, 0)).is_empty();
+    }
+    assert!(redialed, "a member gone silent is redialed");
+    assert_eq!(m.member_state("a"), Some(MemberState::Down));
+}
+
+#[test]
 fn a_new_incarnation_replaces_the_old_one() {
     let t0 = Instant::now();
     let mut m = Membership::new(node("a", 1, 1), Timings::default());

@@ -95,6 +95,11 @@ pub trait RegistryView {
     }
     /// Whether the registry has received `node`'s registrations since it came up.
     fn is_synced_with(&self, node: &str) -> bool;
+    /// Whether the registry has received the registrations of every node of `nodes` (in
+    /// name order, for a replica that can walk its own set beside them).
+    fn synced_all(&self, nodes: &[String]) -> bool {
+        nodes.iter().all(|n| self.is_synced_with(n))
+    }
 }
 
 impl RegistryView for BTreeMap<String, String> {
@@ -118,6 +123,14 @@ impl RegistryView for Replica {
     }
     fn is_synced_with(&self, node: &str) -> bool {
         Replica::is_synced_with(self, node)
+    }
+    fn synced_all(&self, nodes: &[String]) -> bool {
+        // One walk over both sets in name order; a lookup only where the walk missed.
+        let mut synced = self.synced().iter().peekable();
+        nodes.iter().all(|n| {
+            while synced.next_if(|s| *s < n).is_some() {}
+            synced.peek().is_some_and(|s| *s == n) || Replica::is_synced_with(self, n)
+        })
     }
 }
 

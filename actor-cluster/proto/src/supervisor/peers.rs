@@ -54,8 +54,17 @@ impl SupervisorCore {
                     self.names.insert(i, node.clone());
                 }
                 self.members.insert(node, kinds.into_iter().collect());
+                // Both lists are in name order: one walk, and a lookup only for a name the
+                // walk did not find (all of them, if a peer sent its list out of order).
+                let mut i = 0;
                 for m in members {
-                    if !self.members.contains_key(&m) && !self.leaving.contains(&m) {
+                    while self.names.get(i).is_some_and(|n| *n < m) {
+                        i += 1;
+                    }
+                    let known = self.names.get(i).is_some_and(|n| *n == m)
+                        || self.members.contains_key(&m)
+                        || self.leaving.contains(&m);
+                    if !known {
                         self.heard.entry(m).or_insert(now.mono);
                     }
                 }
@@ -113,13 +122,13 @@ impl SupervisorCore {
     /// Members it knows of that this node cannot yet tell the children of.
     pub(super) fn unsynced(&self, now: Instant, reg: &dyn RegistryView) -> bool {
         let synced = |n: &str| self.members.contains_key(n) && reg.is_synced_with(n);
-        self.members.keys().any(|n| !reg.is_synced_with(n))
-            || self
-                .pending
-                .values()
-                .any(|since| now.saturating_duration_since(*since) < PENDING_GRACE)
+        // The cheap checks first: this runs on every reconcile.
+        self.pending
+            .values()
+            .any(|since| now.saturating_duration_since(*since) < PENDING_GRACE)
             || self.heard.iter().any(|(n, since)| {
                 now.saturating_duration_since(*since) < JOIN_SYNC_GRACE && !synced(n)
             })
+            || !reg.synced_all(&self.names)
     }
 }
