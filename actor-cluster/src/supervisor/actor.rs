@@ -187,6 +187,10 @@ impl DsupActor {
             SupEvent::Failed { id, reason } => {
                 tracing::error!(child = %id, %reason, "child marked failed");
             }
+            SupEvent::Dropped { id, node } => {
+                tracing::info!(child = %id, %node, "temporary child removed with its node");
+                metrics::counter!("dsup_temporary_dropped_total", "supervisor" => sup).increment(1);
+            }
         }
     }
 

@@ -99,6 +99,84 @@ async fn kill_9_of_a_node_restarts_its_children_on_the_survivors_exactly_once() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_removes_the_node_s_temporary_children_and_restarts_only_the_permanent_ones() {
+    let mut nodes = chain(3, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    wait_eligible(&nodes.iter().collect::<Vec<_>>(), nodes.len()).await;
+    let n = 30u64;
+    nodes[0]
+        .command(&ClusterCmd::DsupStartMany {
+            prefix: "p".into(),
+            count: n,
+            crash: false,
+        })
+        .await
+        .unwrap();
+    nodes[0]
+        .command(&ClusterCmd::DsupStartTemporary {
+            prefix: "t".into(),
+            count: n,
+        })
+        .await
+        .unwrap();
+    let ids: BTreeSet<String> = (0..n)
+        .flat_map(|i| [format!("p{i}"), format!("t{i}")])
+        .collect();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_until("all children run", Duration::from_secs(10), || async {
+        Ok(exactly_once(&all, &ids).await.is_ok())
+    })
+    .await
+    .unwrap();
+    let at = placement(&all, &ids).await.unwrap();
+    // The node with the most temporary children dies.
+    let temps_on = |name: &str| {
+        at.iter()
+            .filter(|(id, node)| id.starts_with('t') && node.as_str() == name)
+            .map(|(id, _)| id.clone())
+            .collect::<BTreeSet<String>>()
+    };
+    let victim = (0..3)
+        .max_by_key(|i| temps_on(nodes[*i].name()).len())
+        .unwrap();
+    let gone = temps_on(nodes[victim].name());
+    assert!(!gone.is_empty(), "{at:?}");
+    nodes[victim].kill().await.unwrap();
+    let survivors: Vec<&TestNode> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, n)| n)
+        .collect();
+    let expected: BTreeSet<String> = ids.difference(&gone).cloned().collect();
+    // The permanent children run again; the victim's temporary ones run nowhere, and every
+    // survivor's table has dropped them.
+    wait_until(
+        "permanent children restarted, temporary ones removed",
+        Duration::from_secs(10),
+        || async {
+            if exactly_once(&survivors, &expected).await.is_err() {
+                return Ok(false);
+            }
+            for s in &survivors {
+                let listed: BTreeSet<String> =
+                    which(s).await.into_iter().map(|(id, _, _)| id).collect();
+                if listed != expected {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "{} temporary children of the killed node removed, not restarted",
+        gone.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_s_children_move_and_duplicates_resolve_after_it_thaws() {
     let mut nodes = chain(3, &[]).await;
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;

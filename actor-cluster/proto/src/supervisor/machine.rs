@@ -290,6 +290,9 @@ impl SupervisorCore {
         let may_start = !self.draining && self.enough_members().is_ok();
         for d in self.decide(now, reg) {
             match d {
+                Decision::Start(id) if may_start && self.temporary_lost(&id) => {
+                    self.drop_temporary(now, &id, &mut out)
+                }
                 Decision::Start(id) if may_start => self.start(&id, &mut out),
                 Decision::Start(_) => {}
                 Decision::Stop(id) => {
@@ -310,6 +313,34 @@ impl SupervisorCore {
             }
         }
         out
+    }
+
+    /// A `Temporary` child whose registration went away with a node that is no longer a
+    /// member: OTP never restarts a temporary child, so it is not started elsewhere either.
+    fn temporary_lost(&self, id: &str) -> bool {
+        self.table
+            .get(id)
+            .is_some_and(|r| r.spec.restart == RestartType::Temporary)
+            && self
+                .lost
+                .get(id)
+                .is_some_and(|node| !self.members.contains_key(node))
+    }
+
+    /// Removes a lost temporary child from the table (on every node, through the delta),
+    /// where a permanent one would be started. Only the node that placement picks to run it
+    /// decides, as it would for a restart.
+    fn drop_temporary(&mut self, now: Now, id: &str, out: &mut Vec<SupEffect>) {
+        let Some(row) = self.table.get(id).cloned() else {
+            return;
+        };
+        let node = self.lost.remove(id).unwrap_or_default();
+        let row = self.put_row(row.spec, ChildStatus::Removed, now);
+        self.rows_changed(&[row], out);
+        out.push(SupEffect::Event(SupEvent::Dropped {
+            id: id.to_owned(),
+            node,
+        }));
     }
 
     fn start(&mut self, id: &str, out: &mut Vec<SupEffect>) {

@@ -176,6 +176,13 @@ pub enum SupEvent {
         /// Why.
         reason: String,
     },
+    /// A `Temporary` child's node went away: removed from the table, not restarted (OTP).
+    Dropped {
+        /// The child.
+        id: String,
+        /// The node it ran on.
+        node: String,
+    },
 }
 
 /// What the shell must do (see the module doc).

@@ -104,3 +104,59 @@ fn start_or_get_reports_an_id_that_already_runs_and_whether_its_args_differ() {
         Some(vec![1])
     );
 }
+
+#[test]
+fn a_temporary_child_whose_node_went_away_is_removed_and_a_permanent_one_restarted() {
+    let mut core = SupervisorCore::new("a", ["w".to_owned()], Arc::new(Uniform), false);
+    let base = Instant::now();
+    let _ = core.on_member_up(at(base, 0), "b");
+    let _ = core.on_peer(at(base, 1), hello("b"));
+    let temp = DistChildSpec::new("t", "w", vec![]).restart(RestartType::Temporary);
+    let perm = DistChildSpec::new("p", "w", vec![]);
+    assert!(core.put(at(base, 2), vec![temp, perm], 0).is_ok());
+    // Both run on b.
+    let mut reg: BTreeMap<String, String> = BTreeMap::new();
+    reg.insert("t".into(), "b".into());
+    reg.insert("p".into(), "b".into());
+    let before = core.reconcile(at(base, 3), &reg);
+    assert!(starts(&before).is_empty(), "{before:?}");
+    // b dies: its registrations go with it.
+    reg.clear();
+    core.on_unregistered("t", "b");
+    core.on_unregistered("p", "b");
+    core.on_member_down(at(base, 100), "b");
+    let effects = core.reconcile(at(base, 101), &reg);
+    assert_eq!(starts(&effects), vec!["p".to_owned()], "{effects:?}");
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        SupEffect::Event(SupEvent::Dropped { id, node }) if id == "t" && node == "b"
+    )));
+    assert_eq!(
+        core.table().get("t").map(|r| r.status.clone()),
+        Some(ChildStatus::Removed)
+    );
+    // The removal travels to the peers like any other row change.
+    assert!(effects.iter().any(|e| matches!(e, SupEffect::Broadcast(_))));
+    // And nothing revives it later.
+    let later = core.reconcile(at(base, 10_000), &reg);
+    assert!(!starts(&later).contains(&"t".to_owned()), "{later:?}");
+}
+
+#[test]
+fn a_temporary_child_that_moves_between_live_nodes_is_started_on_its_new_node() {
+    let mut core = SupervisorCore::new("a", ["w".to_owned()], Arc::new(Uniform), false);
+    let base = Instant::now();
+    let _ = core.on_member_up(at(base, 0), "b");
+    let _ = core.on_peer(at(base, 1), hello("b"));
+    let temp = DistChildSpec::new("t", "w", vec![]).restart(RestartType::Temporary);
+    assert!(core.put(at(base, 2), vec![temp], 0).is_ok());
+    // Its registration went away from b, which is still a member (a handoff): not lost.
+    core.on_unregistered("t", "b");
+    let reg: BTreeMap<String, String> = BTreeMap::new();
+    let effects = core.reconcile(at(base, 3), &reg);
+    assert_eq!(
+        core.table().get("t").map(|r| r.status.clone()),
+        Some(ChildStatus::Live),
+        "{effects:?}"
+    );
+}

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actor_cluster::supervisor::DistChildSpec;
+use actor_cluster::supervisor::{DistChildSpec, RestartType};
 use actor_cluster::{DistributedSupervisor, Node, Registry};
 use actor_core::ractor::rpc::CallResult;
 use actor_core::ractor::{Actor, ActorRef};
@@ -31,6 +31,13 @@ pub enum ClusterCmd {
         count: u64,
         /// Every start fails right after it.
         crash: bool,
+    },
+    /// Start `count` temporary counter children (`{prefix}{i}`): never restarted.
+    DsupStartTemporary {
+        /// Id prefix.
+        prefix: String,
+        /// How many.
+        count: u64,
     },
     /// Start one child of `kind`, waiting until it runs; replies the node it runs on.
     DsupStart {
@@ -208,6 +215,20 @@ impl Commands {
                 let cargs = actor_core::codec::encode(&spec).map_err(text)?;
                 let specs = (0..count)
                     .map(|i| DistChildSpec::new(format!("{prefix}{i}"), "counter", cargs.clone()))
+                    .collect();
+                d.start_children(specs).await.map_err(text)?;
+                json!(count)
+            }
+            ClusterCmd::DsupStartTemporary { prefix, count } => {
+                let cargs = actor_core::codec::encode(&CounterSpec {
+                    crash_on_start: false,
+                })
+                .map_err(text)?;
+                let specs = (0..count)
+                    .map(|i| {
+                        DistChildSpec::new(format!("{prefix}{i}"), "counter", cargs.clone())
+                            .restart(RestartType::Temporary)
+                    })
                     .collect();
                 d.start_children(specs).await.map_err(text)?;
                 json!(count)
