@@ -114,10 +114,12 @@ pub fn identity_seeds() -> Vec<Vec<u8>> {
         Control::Probe {
             probe: Probe::Ping { seq: 3, members: 9 },
             services: vec![(1, 2), (3, 4)],
+            wall_ns: 1_764_000_000_000_000_000,
         },
         Control::Probe {
             probe: Probe::Members(vec![me("n2"), me("n3")]),
             services: Vec::new(),
+            wall_ns: 0,
         },
     ];
     let data = [0u8, 0, 0, 0, 0, 0, 0, 2, 8, 1];

@@ -381,6 +381,7 @@ mod tests {
         let hb = Control::Probe {
             probe: actor_cluster_proto::membership::Probe::Ping { seq: 1, members: 2 },
             services: vec![(3, 4)],
+            wall_ns: 5,
         };
         assert!(la.send_control(Bytes::from(encode_control(&hb).unwrap())));
         let mut back = vec![0u8; 2000 * 12];

@@ -7,6 +7,8 @@
 //!   [`DynamicSupervisor`](supervisor::DynamicSupervisor).
 //! * [`codec`]: serde messages encoded with rmp-serde in a versioned envelope, with typed errors
 //!   and a frame size limit.
+//! * [`wallclock`]: the wall clock every stamp reads (with the cluster's correction and a
+//!   skew-injection hook).
 //! * [`RemoteMessage`] / [`LocalMessage`]: one derive makes a type a ractor `Message`, remote
 //!   (casts and calls alike) or local-only. ractor's `cluster` feature, which this workspace
 //!   enables, removes ractor's blanket `Message` impl for the whole build.
@@ -33,6 +35,7 @@ pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod supervisor;
+pub mod wallclock;
 
 pub use actor_core_base::hlc;
 pub use actor_core_macros::{LocalMessage, RemoteMessage};

@@ -30,7 +30,6 @@ pub mod store;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actor_core::hlc::{Hlc, Stamp};
 use arc_swap::ArcSwap;
@@ -173,13 +172,11 @@ impl std::fmt::Debug for Flags {
     }
 }
 
-/// A number from the wall clock alone (ns since the Unix epoch). The cache's own versions are
-/// hybrid-logical-clock stamps ([`actor_core::hlc::Stamp::version`]).
+/// A number from the wall clock alone (ns since the Unix epoch, as corrected by the cluster:
+/// [`actor_core::wallclock`]). The cache's own versions are hybrid-logical-clock stamps
+/// ([`actor_core::hlc::Stamp::version`]).
 pub fn now_version() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+    actor_core::wallclock::wall_ns()
 }
 
 impl Flags {

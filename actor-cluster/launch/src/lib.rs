@@ -18,7 +18,9 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use process::NodeProcess;
-pub use protocol::{serve, Control, ControlExtension, Never, NoCommands, Output, Request};
+pub use protocol::{
+    serve, ClockReport, Control, ControlExtension, Never, NoCommands, Output, Request,
+};
 
 /// Wall-clock nanoseconds since the Unix epoch (comparable across processes of one machine).
 pub fn unix_ns() -> u64 {

@@ -297,6 +297,18 @@ impl NodeProcess {
         self.request(Control::UnblockAll).await.map(|_| ())
     }
 
+    /// Fault injection: the node's wall clock runs `ms` ahead of the machine's (negative:
+    /// behind), as a wrong system clock would.
+    pub async fn skew_clock(&self, ms: i64) -> Result<(), LaunchError> {
+        self.request(Control::SkewClock { ms }).await.map(|_| ())
+    }
+
+    /// The node's clock: skew, correction, peers' offsets.
+    pub async fn clock(&self) -> Result<crate::ClockReport, LaunchError> {
+        let v = self.request(Control::Clock).await?;
+        serde_json::from_value(v).map_err(|e| LaunchError::Protocol(e.to_string()))
+    }
+
     /// Sends a command of the node binary's own [`crate::ControlExtension`] and waits
     /// (bounded) for its reply.
     pub async fn command<C: Serialize>(&self, cmd: &C) -> Result<Value, LaunchError> {

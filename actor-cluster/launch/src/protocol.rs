@@ -42,6 +42,13 @@ pub enum Control {
     },
     /// Unblock every peer.
     UnblockAll,
+    /// Fault injection: this process's wall clock runs `ms` ahead (negative: behind).
+    SkewClock {
+        /// The skew, ms.
+        ms: i64,
+    },
+    /// Reply with this node's [`ClockReport`].
+    Clock,
     /// Leave the cluster gracefully, then exit.
     Leave,
     /// A command of the node binary's own [`ControlExtension`]: its `Command` type, encoded.
@@ -49,6 +56,18 @@ pub enum Control {
         /// The command.
         command: Value,
     },
+}
+
+/// A node's clock: the injected skew, the correction the cluster applied, and its estimates
+/// of its peers' offsets (ns; positive: the peer's clock is ahead).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// The injected skew, ns.
+    pub skew_ns: i64,
+    /// The correction in force, ns.
+    pub correction_ns: i64,
+    /// Each peer's estimated offset, ns.
+    pub offsets: Vec<(String, i64)>,
 }
 
 /// What a node process writes on its stdout, one JSON object per line.
@@ -211,6 +230,19 @@ async fn handle<E: ControlExtension>(node: &Node, ext: &E, cmd: Control) -> Resu
         Control::UnblockAll => {
             node.faults().unblock_all();
             Ok(Value::Null)
+        }
+        Control::SkewClock { ms } => {
+            actor_core::wallclock::inject_skew(ms.saturating_mul(1_000_000));
+            Ok(Value::Null)
+        }
+        Control::Clock => {
+            let (correction_ns, offsets) = node.clock_offsets();
+            let r = ClockReport {
+                skew_ns: actor_core::wallclock::skew_ns(),
+                correction_ns,
+                offsets,
+            };
+            serde_json::to_value(r).map_err(|e| e.to_string())
         }
         Control::Leave => Ok(Value::Null),
         Control::Custom { command } => match serde_json::from_value::<E::Command>(command) {

@@ -8,6 +8,7 @@
 //! shell that drives these machines with real time, sockets and actors; [`sim`] drives them in
 //! one process over a simulated network, with a virtual clock and seeded faults.
 //!
+//! * [`clock`]: peers' clock offsets from their probes, and the correction a majority agrees on.
 //! * [`identity`]: who a node is and which run of it owns a registration.
 //! * [`membership`]: members with incarnations, failure detection, reconnection.
 //! * [`replication`]: the one skeleton of deltas, digests and anti-entropy that the registry,
@@ -17,6 +18,7 @@
 //! * [`wire`]: the identity frame, chunk headers, control frames and group names.
 //! * [`sim`]: the deterministic simulator and its invariants.
 
+pub mod clock;
 pub mod hash;
 pub mod identity;
 pub mod membership;

@@ -98,6 +98,10 @@ pub enum Control {
         probe: Probe,
         /// `(service id, summary)` pairs; empty on other frames.
         services: Vec<(u64, u64)>,
+        /// The sender's wall clock when it wrote the frame, ns since the Unix epoch (0:
+        /// not stamped): see [`crate::clock`].
+        #[serde(default)]
+        wall_ns: u64,
     },
 }
 

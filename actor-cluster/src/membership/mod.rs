@@ -122,14 +122,21 @@ impl MembershipActor {
                         Probe::Ping { .. } | Probe::Ack { .. } => st.summaries.snapshot(),
                         _ => Vec::new(),
                     };
-                    st.transport
-                        .send_control(&to, &Control::Probe { probe, services });
+                    st.transport.send_control(
+                        &to,
+                        &Control::Probe {
+                            probe,
+                            services,
+                            wall_ns: actor_core::wallclock::wall_ns(),
+                        },
+                    );
                 }
                 Action::Broadcast(probe) => {
                     if !st.leaving {
                         st.transport.broadcast_control(&Control::Probe {
                             probe,
                             services: Vec::new(),
+                            wall_ns: actor_core::wallclock::wall_ns(),
                         });
                     }
                 }

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
@@ -24,6 +24,7 @@ use crate::summaries::Summaries;
 use crate::tls::TlsConfig;
 use crate::transport::Transport;
 use crate::ClusterError;
+use actor_cluster_proto::clock::ClockSync;
 
 mod ready;
 
@@ -167,12 +168,9 @@ impl NodeBuilder {
             }
             None => bound,
         };
-        let incarnation = self.incarnation.unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+        let incarnation = self
+            .incarnation
+            .unwrap_or_else(actor_core::wallclock::wall_ns);
         let me = NodeIdentity {
             name: self.name.clone(),
             incarnation,
@@ -224,11 +222,19 @@ impl NodeBuilder {
         .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
         let hb = membership.clone();
         let board = summaries.clone();
+        let clock = Arc::new(parking_lot::Mutex::new(ClockSync::new()));
+        let sync = clock.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
-            Control::Probe { probe, services } => {
+            Control::Probe {
+                probe,
+                services,
+                wall_ns,
+            } => {
                 if !services.is_empty() {
                     board.compare(lane.peer(), &services);
                 }
+                // Sampled here, as the frame is read: a busy membership actor adds no delay.
+                clock_sample(&sync, lane.peer(), wall_ns);
                 let _ = hb.cast(MembershipMsg::Probe(lane.peer().to_owned(), probe));
             }
         }));
@@ -278,9 +284,28 @@ impl NodeBuilder {
                 faults,
                 remote: Remote::new(transport.sessions().clone()),
                 summaries,
+                clock,
                 tasks,
             }),
         })
+    }
+}
+
+/// A peer's probe stamped `theirs_ns` was just read: a sample of its clock's offset, and a
+/// correction of this process's wall clock when a majority agrees it is off.
+fn clock_sample(sync: &parking_lot::Mutex<ClockSync>, peer: &str, theirs_ns: u64) {
+    let now = std::time::Instant::now();
+    let mut c = sync.lock();
+    c.on_sample(peer, theirs_ns, actor_core::wallclock::wall_ns(), now);
+    if let Some(adj) = c.decide(now) {
+        actor_core::wallclock::set_correction(adj.correction_ns);
+        tracing::warn!(
+            by_ms = adj.by_ns / 1_000_000,
+            correction_ms = adj.correction_ns / 1_000_000,
+            peers = adj.peers,
+            "this node's wall clock disagrees with the cluster's median: corrected"
+        );
+        metrics::gauge!("cluster_clock_correction_seconds").set(adj.correction_ns as f64 / 1e9);
     }
 }
 
@@ -349,6 +374,7 @@ struct Inner {
     faults: Arc<Faults>,
     remote: Remote,
     summaries: Arc<Summaries>,
+    clock: Arc<parking_lot::Mutex<ClockSync>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -443,6 +469,14 @@ impl Node {
     /// Fault injection: block and unblock traffic with chosen peers (tests).
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
+    }
+
+    /// This node's clock as the cluster sees it: the correction in force (ns; what
+    /// [`actor_core::wallclock::wall_ns`] adds to the machine's clock) and each peer's
+    /// estimated offset (ns; positive: the peer's clock is ahead of this node's corrected one).
+    pub fn clock_offsets(&self) -> (i64, Vec<(String, i64)>) {
+        let peers = self.inner.clock.lock().offsets(std::time::Instant::now());
+        (actor_core::wallclock::correction_ns(), peers)
     }
 
     /// Leaves gracefully: every member is told (and acknowledges, or 500 ms pass), then the

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actor_cluster_proto::registry::state::Change;
 use actor_cluster_proto::registry::{RegEffect, RegPeerMsg, Replica, DIGEST_INTERVAL};
@@ -35,11 +35,10 @@ fn now() -> actor_cluster_proto::Now {
     }
 }
 
+/// The wall clock stamps are made from (corrected by the cluster, see
+/// [`actor_core::wallclock`]).
 pub(crate) fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    actor_core::wallclock::wall_ns()
 }
 
 /// Messages between registry replicas.
