@@ -6,7 +6,9 @@
 //! * A sample is `their wall clock in the frame − this node's wall clock when it arrived`: the
 //!   true offset minus the frame's delay, which is never negative. The estimate of a peer is
 //!   the *largest* of its last [`SAMPLES`] samples (the least delayed frame), as in
-//!   Cristian's algorithm.
+//!   Cristian's algorithm, once there are [`MIN_SAMPLES`] and they lie within
+//!   [`MAX_SPREAD_NS`] of each other (frames that waited in a queue and arrive in a burst do
+//!   not).
 //! * The correction is the median of this node's own offset (0) and the fresh estimates of
 //!   its peers, taken only with at least two peers (with one, nobody can tell whose clock is
 //!   wrong) and applied when it exceeds [`THRESHOLD_NS`]; for an even count, the middle value
@@ -23,6 +25,10 @@ use std::time::{Duration, Instant};
 
 /// Samples kept per peer.
 pub const SAMPLES: usize = 8;
+/// Samples a peer's estimate needs.
+pub const MIN_SAMPLES: usize = 4;
+/// The widest spread of a peer's samples that still gives an estimate.
+pub const MAX_SPREAD_NS: i64 = 250_000_000;
 /// A median offset smaller than this is left alone (delays and jitter of a loaded machine).
 pub const THRESHOLD_NS: i64 = 100_000_000;
 /// How often the estimates are looked at (a decision per frame would sort them per frame).
@@ -42,8 +48,14 @@ struct Peer {
 }
 
 impl Peer {
+    /// The estimate, once the samples agree: frames that waited in a queue (a frozen sender,
+    /// a stalled reader, a burst after a partition) arrive together with offsets as far apart
+    /// as their send times, while a wrong clock gives the same offset every time.
     fn estimate(&self) -> Option<i64> {
-        self.samples.iter().copied().max()
+        let max = self.samples.iter().copied().max()?;
+        let min = self.samples.iter().copied().min()?;
+        (self.samples.len() >= MIN_SAMPLES && max.saturating_sub(min) < MAX_SPREAD_NS)
+            .then_some(max)
     }
 }
 
@@ -203,8 +215,8 @@ mod tests {
     fn a_node_behind_a_majority_moves_to_it_and_the_majority_stays() {
         let now = Instant::now();
         let mut behind = ClockSync::new();
-        feed(&mut behind, "a", 5 * S as i64, &[3, 1, 7], now);
-        feed(&mut behind, "c", 5 * S as i64, &[2, 9], now);
+        feed(&mut behind, "a", 5 * S as i64, &[3, 1, 7, 4], now);
+        feed(&mut behind, "c", 5 * S as i64, &[2, 9, 5, 6], now);
         let adj = behind.decide(now).unwrap();
         // The least delayed frames: 1 ms and 2 ms; the median of (0, 5 s - 2 ms, 5 s - 1 ms).
         assert_eq!(adj.by_ns, 5 * S as i64 - 2_000_000);
@@ -213,8 +225,8 @@ mod tests {
         assert_eq!(behind.decide(now + MIN_INTERVAL), None);
 
         let mut right = ClockSync::new();
-        feed(&mut right, "b", -5 * S as i64, &[1], now);
-        feed(&mut right, "c", 0, &[1], now);
+        feed(&mut right, "b", -5 * S as i64, &[1, 1, 1, 1], now);
+        feed(&mut right, "c", 0, &[1, 1, 1, 1], now);
         assert_eq!(right.decide(now), None);
     }
 
@@ -222,7 +234,7 @@ mod tests {
     fn one_peer_is_not_enough_to_tell_whose_clock_is_wrong() {
         let now = Instant::now();
         let mut c = ClockSync::new();
-        feed(&mut c, "a", 5 * S as i64, &[1], now);
+        feed(&mut c, "a", 5 * S as i64, &[1, 1, 1, 1], now);
         assert_eq!(c.decide(now), None);
     }
 
@@ -230,18 +242,18 @@ mod tests {
     fn small_offsets_stale_peers_and_gone_peers_do_not_count() {
         let now = Instant::now();
         let mut c = ClockSync::new();
-        feed(&mut c, "a", 50_000_000, &[0], now);
-        feed(&mut c, "b", 60_000_000, &[0], now);
+        feed(&mut c, "a", 50_000_000, &[0, 0, 0, 0], now);
+        feed(&mut c, "b", 60_000_000, &[0, 0, 0, 0], now);
         assert_eq!(c.decide(now), None, "under the threshold");
-        feed(&mut c, "a", 5 * S as i64, &[0], now);
-        feed(&mut c, "b", 5 * S as i64, &[0], now);
+        feed(&mut c, "a", 5 * S as i64, &[0; 8], now);
+        feed(&mut c, "b", 5 * S as i64, &[0; 8], now);
         assert_eq!(c.decide(now + FRESH_FOR), None, "stale");
         let later = now + FRESH_FOR + CHECK_EVERY;
-        feed(&mut c, "b", 5 * S as i64, &[0], later);
+        feed(&mut c, "b", 5 * S as i64, &[0, 0, 0, 0], later);
         c.on_peer_gone("b");
-        feed(&mut c, "a", 5 * S as i64, &[0], later);
+        feed(&mut c, "a", 5 * S as i64, &[0, 0, 0, 0], later);
         assert_eq!(c.decide(later), None, "one peer left");
-        feed(&mut c, "d", 5 * S as i64, &[0], later);
+        feed(&mut c, "d", 5 * S as i64, &[0, 0, 0, 0], later);
         assert!(c.decide(later + CHECK_EVERY).is_some(), "two again");
     }
 
@@ -249,12 +261,12 @@ mod tests {
     fn a_node_ahead_moves_back() {
         let now = Instant::now();
         let mut c = ClockSync::new();
-        feed(&mut c, "a", -5 * S as i64, &[0], now);
-        feed(&mut c, "b", -5 * S as i64, &[0], now);
-        feed(&mut c, "d", 0, &[0], now);
+        feed(&mut c, "a", -5 * S as i64, &[0, 0, 0, 0], now);
+        feed(&mut c, "b", -5 * S as i64, &[0, 0, 0, 0], now);
+        feed(&mut c, "d", 0, &[0, 0, 0, 0], now);
         // (−5, −5, 0, 0): the middle value nearer 0 is... −5 and 0: 0 is nearer. Even split: stay.
         assert_eq!(c.decide(now), None);
-        feed(&mut c, "e", -5 * S as i64, &[0], now);
+        feed(&mut c, "e", -5 * S as i64, &[0, 0, 0, 0], now);
         assert_eq!(
             c.decide(now).map(|a| a.by_ns),
             None,
@@ -264,6 +276,21 @@ mod tests {
             c.decide(now + CHECK_EVERY).map(|a| a.by_ns),
             Some(-5 * S as i64)
         );
+    }
+
+    #[test]
+    fn frames_that_waited_in_a_queue_do_not_move_the_clock() {
+        let now = Instant::now();
+        let mut c = ClockSync::new();
+        // After a freeze: frames sent 100 ms apart over 0.8 s, read at once.
+        let queued: Vec<u64> = (1..=8).map(|i| i * 100).collect();
+        feed(&mut c, "a", 0, &queued, now);
+        feed(&mut c, "b", 0, &queued, now);
+        assert_eq!(c.offset_of("a"), None);
+        assert_eq!(c.decide(now), None);
+        // Fresh frames replace them; the estimate is back, and right.
+        feed(&mut c, "a", 0, &[1; 8], now);
+        assert_eq!(c.offset_of("a"), Some(-1_000_000));
     }
 
     #[test]

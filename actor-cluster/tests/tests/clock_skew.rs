@@ -142,6 +142,11 @@ async fn with_two_nodes_nothing_is_corrected_and_causal_order_holds_5_s_behind()
         })
         .await
         .unwrap();
+    wait_until("n1 has the child's row", Duration::from_secs(5), || async {
+        Ok(listed(&nodes[1]).await)
+    })
+    .await
+    .unwrap();
     nodes[1]
         .command(&ClusterCmd::DsupTerminate { id: "c".into() })
         .await
