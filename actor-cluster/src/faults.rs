@@ -1,26 +1,77 @@
 //! Fault injection in our transport: traffic to chosen peers can be blocked (reads and writes
-//! stall, as in a partition where packets are lost, not refused) and unblocked, and a
-//! connection can be cut from our side.
+//! stall, as in a partition where packets are lost, not refused) and unblocked, links to
+//! chosen peers can be made slow and lossy ([`LinkFault`]), and a connection can be cut from
+//! our side.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
-/// Blocked peers, shared by every connection of a node.
+/// A slow, lossy link to a peer, as this node receives from it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LinkFault {
+    /// Every byte from the peer arrives this much later.
+    pub delay: Duration,
+    /// Plus up to this much more, drawn per read (order is kept, as TCP keeps it).
+    pub jitter: Duration,
+    /// The share (0 to 1) of the peer's probe frames dropped on arrival. The data lane is a
+    /// TCP stream: its losses are retransmitted, so they show as delay and jitter.
+    pub loss: f64,
+}
+
+/// Blocked peers and slow links, shared by every connection of a node.
 #[derive(Debug, Default)]
 pub struct Faults {
     blocked: Mutex<HashSet<String>>,
     wakers: Mutex<Vec<Waker>>,
     generation: AtomicU64,
+    links: Mutex<HashMap<String, LinkFault>>,
+    any_link: AtomicBool,
 }
 
 impl Faults {
+    /// Makes the links from these peers slow and lossy (replacing what was set for them).
+    pub fn set_link<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I, link: LinkFault) {
+        let mut l = self.links.lock();
+        for p in peers {
+            if link == LinkFault::default() {
+                l.remove(&p.into());
+            } else {
+                l.insert(p.into(), link);
+            }
+        }
+        self.any_link.store(!l.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Every link back to normal.
+    pub fn clear_links(&self) {
+        self.links.lock().clear();
+        self.any_link.store(false, Ordering::Relaxed);
+    }
+
+    /// The fault on the link from `peer`, if any.
+    pub fn link(&self, peer: &str) -> Option<LinkFault> {
+        if !self.any_link.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.links.lock().get(peer).copied()
+    }
+
+    /// Whether a probe frame just read from `peer` is lost (drawn against its link's loss).
+    pub(crate) fn lose_probe(&self, peer: &str) -> bool {
+        self.link(peer)
+            .is_some_and(|l| l.loss > 0.0 && rand::random::<f64>() < l.loss)
+    }
+
     /// Blocks all traffic to and from these peers (by node name).
     pub fn block<I: IntoIterator<Item = S>, S: Into<String>>(&self, peers: I) {
         let mut b = self.blocked.lock();
@@ -107,6 +158,23 @@ impl ConnCtl {
             None => false,
         }
     }
+
+    fn link(&self, faults: &Faults) -> Option<LinkFault> {
+        if !faults.any_link.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.peer.lock().as_deref().and_then(|p| faults.link(p))
+    }
+}
+
+/// Bytes read from a slow link, held until they are due.
+#[derive(Default)]
+pub(crate) struct Lag {
+    queue: VecDeque<(Instant, Vec<u8>, usize)>,
+    last_due: Option<Instant>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The end of the stream (or its error), delivered after what is queued.
+    end: Option<io::Result<()>>,
 }
 
 /// A stream that obeys fault injection and can be cut from our side.
@@ -114,6 +182,79 @@ pub(crate) struct FaultStream<S> {
     pub(crate) inner: S,
     pub(crate) ctl: Arc<ConnCtl>,
     pub(crate) faults: Arc<Faults>,
+    pub(crate) lag: Lag,
+}
+
+impl<S> FaultStream<S> {
+    pub(crate) fn new(inner: S, ctl: Arc<ConnCtl>, faults: Arc<Faults>) -> Self {
+        Self {
+            inner,
+            ctl,
+            faults,
+            lag: Lag::default(),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> FaultStream<S> {
+    /// The read path of a slow link: takes in what the socket has, stamped with when it is
+    /// due, and hands out what is due.
+    fn poll_lagged(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        link: Option<LinkFault>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(l) = link {
+            while self.lag.end.is_none() {
+                let mut tmp = vec![0u8; 16 * 1024];
+                let mut rb = ReadBuf::new(&mut tmp);
+                match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) if rb.filled().is_empty() => self.lag.end = Some(Ok(())),
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        tmp.truncate(n);
+                        let jitter = l.jitter.mul_f64(rand::random::<f64>());
+                        let due = Instant::now() + l.delay + jitter;
+                        let due = self.lag.last_due.map_or(due, |last| due.max(last));
+                        self.lag.last_due = Some(due);
+                        self.lag.queue.push_back((due, tmp, 0));
+                    }
+                    Poll::Ready(Err(e)) => self.lag.end = Some(Err(e)),
+                    Poll::Pending => break,
+                }
+            }
+        }
+        loop {
+            let Some((due, bytes, at)) = self.lag.queue.front_mut() else {
+                if let Some(end) = self.lag.end.take() {
+                    return Poll::Ready(end);
+                }
+                return wait(&self.ctl, cx, &self.ctl.read_waker);
+            };
+            if *due <= Instant::now() {
+                let n = buf.remaining().min(bytes.len() - *at);
+                buf.put_slice(&bytes[*at..*at + n]);
+                *at += n;
+                if *at == bytes.len() {
+                    self.lag.queue.pop_front();
+                }
+                self.lag.sleep = None;
+                return Poll::Ready(Ok(()));
+            }
+            let due = *due;
+            let sleep = self
+                .lag
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if sleep.deadline() != due {
+                sleep.as_mut().reset(due);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return wait(&self.ctl, cx, &self.ctl.read_waker);
+            }
+        }
+    }
 }
 
 fn cut() -> io::Error {
@@ -169,6 +310,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for FaultStream<S> {
         let this = &mut *self;
         if let Some(p) = gate(&this.ctl, &this.faults, cx, &this.ctl.read_waker) {
             return p;
+        }
+        let link = this.ctl.link(&this.faults);
+        if link.is_some() || !this.lag.queue.is_empty() || this.lag.end.is_some() {
+            return this.poll_lagged(cx, buf, link);
         }
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Pending => wait(&this.ctl, cx, &this.ctl.read_waker),

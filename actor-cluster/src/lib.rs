@@ -60,7 +60,7 @@ mod tls;
 mod transport;
 
 pub use discovery::{Discovery, DiscoveryError, StaticSeeds};
-pub use faults::Faults;
+pub use faults::{Faults, LinkFault};
 pub use membership::{DownReason, MemberEvent, MemberInfo, MemberState, NodeIdentity, Timings};
 pub use node::{Node, NodeBuilder};
 pub use outbound::OutboundStats;

@@ -54,16 +54,8 @@ impl Wire {
         match self {
             Wire::Plain(fs) => {
                 let (r, w) = fs.inner.into_split();
-                let r = FaultStream {
-                    inner: r,
-                    ctl: fs.ctl.clone(),
-                    faults: fs.faults.clone(),
-                };
-                let w = FaultStream {
-                    inner: w,
-                    ctl: fs.ctl,
-                    faults: fs.faults,
-                };
+                let r = FaultStream::new(r, fs.ctl.clone(), fs.faults.clone());
+                let w = FaultStream::new(w, fs.ctl, fs.faults);
                 mux::start(peer, r, w, handler, on_error)
             }
             Wire::Tls(stream) => {
@@ -273,11 +265,7 @@ impl Transport {
             if let Some(name) = expected {
                 ctl.set_peer(name);
             }
-            let raw = FaultStream {
-                inner: tcp,
-                ctl: ctl.clone(),
-                faults: self.faults.clone(),
-            };
+            let raw = FaultStream::new(tcp, ctl.clone(), self.faults.clone());
             let wire = match &self.tls {
                 Some(tls) => Wire::Tls(Box::new(
                     tls.connector
@@ -302,11 +290,7 @@ impl Transport {
         let fut = async {
             tcp.set_nodelay(true)?;
             let ctl = Arc::new(ConnCtl::default());
-            let raw = FaultStream {
-                inner: tcp,
-                ctl: ctl.clone(),
-                faults: self.faults.clone(),
-            };
+            let raw = FaultStream::new(tcp, ctl.clone(), self.faults.clone());
             let wire = match &self.tls {
                 Some(tls) => Wire::Tls(Box::new(
                     tls.acceptor

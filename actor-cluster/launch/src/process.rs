@@ -297,6 +297,27 @@ impl NodeProcess {
         self.request(Control::UnblockAll).await.map(|_| ())
     }
 
+    /// Fault injection: what the node receives from `peers` arrives `delay_ms` late plus up
+    /// to `jitter_ms`, and `loss` (0 to 1) of their probe frames is dropped. Zeros restore
+    /// the links.
+    pub async fn slow_link(
+        &self,
+        peers: &[&str],
+        delay_ms: u64,
+        jitter_ms: u64,
+        loss: f64,
+    ) -> Result<(), LaunchError> {
+        let peers = peers.iter().map(|s| s.to_string()).collect();
+        self.request(Control::SlowLink {
+            peers,
+            delay_ms,
+            jitter_ms,
+            loss,
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Fault injection: the node's wall clock runs `ms` ahead of the machine's (negative:
     /// behind), as a wrong system clock would.
     pub async fn skew_clock(&self, ms: i64) -> Result<(), LaunchError> {

@@ -42,6 +42,18 @@ pub enum Control {
     },
     /// Unblock every peer.
     UnblockAll,
+    /// Fault injection: what this node receives from these peers is delayed by `delay_ms`
+    /// plus up to `jitter_ms`, and `loss` of their probe frames is dropped (all zero: normal).
+    SlowLink {
+        /// Peer node names.
+        peers: Vec<String>,
+        /// Delay, ms.
+        delay_ms: u64,
+        /// Jitter, ms.
+        jitter_ms: u64,
+        /// Share of probe frames lost, 0 to 1.
+        loss: f64,
+    },
     /// Fault injection: this process's wall clock runs `ms` ahead (negative: behind).
     SkewClock {
         /// The skew, ms.
@@ -229,6 +241,25 @@ async fn handle<E: ControlExtension>(node: &Node, ext: &E, cmd: Control) -> Resu
         }
         Control::UnblockAll => {
             node.faults().unblock_all();
+            Ok(Value::Null)
+        }
+        Control::SlowLink {
+            peers,
+            delay_ms,
+            jitter_ms,
+            loss,
+        } => {
+            if !(0.0..=1.0).contains(&loss) {
+                return Err(format!("loss must be between 0 and 1, not {loss}"));
+            }
+            node.faults().set_link(
+                peers,
+                actor_cluster::LinkFault {
+                    delay: Duration::from_millis(delay_ms),
+                    jitter: Duration::from_millis(jitter_ms),
+                    loss,
+                },
+            );
             Ok(Value::Null)
         }
         Control::SkewClock { ms } => {

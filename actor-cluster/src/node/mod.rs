@@ -224,12 +224,16 @@ impl NodeBuilder {
         let board = summaries.clone();
         let clock = Arc::new(parking_lot::Mutex::new(ClockSync::new()));
         let sync = clock.clone();
+        let lossy = faults.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
             Control::Probe {
                 probe,
                 services,
                 wall_ns,
             } => {
+                if lossy.lose_probe(lane.peer()) {
+                    return;
+                }
                 if !services.is_empty() {
                     board.compare(lane.peer(), &services);
                 }

@@ -1,7 +1,9 @@
 //! The chaos run: 5 node processes run poker ranking actors and cache flags while tournaments are
 //! played and flags change all the time, and a seeded schedule of faults hits the nodes: kill -9
-//! (and a restart), SIGSTOP/SIGCONT, partitions and heals, graceful restarts. The schedule is
-//! printed first, so a run can be replayed with `--seed`. After the faults stop and the cluster
+//! (and a restart), SIGSTOP/SIGCONT, partitions and heals, graceful restarts, slow and lossy
+//! links (delay, jitter, lost probe frames), a node's clock 5 s off, and join storms (two nodes
+//! killed and started again at once). The schedule is printed first, so a run can be replayed
+//! with `--seed`; `--seeds A..B` runs a range, `--random-seed` one seed drawn now. After the faults stop and the cluster
 //! settles, it checks:
 //!
 //! 1. exactly one live ranking actor per running tournament, on the node the registry names;
@@ -14,6 +16,7 @@
 //!
 //! ```sh
 //! cargo run --release -p examples --bin chaos -- --seed 7 --duration 600
+//! cargo run --release -p examples --bin chaos -- --seeds 1..20 --duration 60
 //! ```
 #![allow(clippy::print_stdout)]
 
@@ -33,12 +36,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Randomized faults under load, then invariants checked against the database")]
 struct Cli {
     /// Seed of the fault schedule and the tournaments.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Runs every seed of a range, `A..B` (B included), one after another.
+    #[arg(long, value_parser = parse_seeds, conflicts_with = "random_seed")]
+    seeds: Option<(u64, u64)>,
+    /// Runs one seed drawn at start (printed, for a replay with `--seed`).
+    #[arg(long)]
+    random_seed: bool,
     /// Seconds of faults.
     #[arg(long, default_value_t = 120)]
     duration: u64,
@@ -60,12 +69,30 @@ struct Cli {
     sabotage: bool,
 }
 
+fn parse_seeds(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("--seeds takes a range like 1..20, not {s:?}"))?;
+    let a: u64 = a.trim().parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let b: u64 = b.trim().parse().map_err(|e| format!("{b:?}: {e}"))?;
+    if b < a {
+        return Err(format!("--seeds {s}: the range is empty"));
+    }
+    Ok((a, b))
+}
+
 #[derive(Debug, Clone)]
 enum Fault {
     Kill(usize),
     Freeze(usize),
     Partition(Vec<usize>),
     Restart(usize),
+    /// Every link slow (ms of delay, ms of jitter) and losing a share of probe frames.
+    SlowLinks(u64, u64, f64),
+    /// One node's clock off by this many ms.
+    Skew(usize, i64),
+    /// Two nodes killed, then started again at once.
+    JoinStorm(usize, usize),
 }
 
 /// A fault at `at` seconds, undone (restarted, thawed, healed) `hold` seconds later.
@@ -83,9 +110,16 @@ fn schedule(seed: u64, duration: f64, nodes: usize) -> Vec<Step> {
     while t < duration - 4.0 {
         let hold = rng.random_range(1.0..3.5);
         let n = rng.random_range(0..nodes);
-        let fault = match rng.random_range(0..4) {
+        let fault = match rng.random_range(0..7) {
             0 => Fault::Kill(n),
             1 => Fault::Freeze(n),
+            4 => Fault::SlowLinks(
+                rng.random_range(20..120),
+                rng.random_range(0..80),
+                rng.random_range(0.0..0.3),
+            ),
+            5 => Fault::Skew(n, if rng.random_bool(0.5) { 5_000 } else { -5_000 }),
+            6 => Fault::JoinStorm(n, (n + rng.random_range(1..nodes)) % nodes),
             2 => {
                 let size = rng.random_range(1..=(nodes - 1) / 2);
                 let mut side: Vec<usize> = (0..nodes).collect();
@@ -290,6 +324,65 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
                 }
                 println!("t={:6.1}s healed", began.elapsed().as_secs_f64());
             }
+            Fault::SlowLinks(delay, jitter, loss) => {
+                println!("t={stamp:6.1}s slow links: {delay} ms + up to {jitter} ms, {:.0} % of probes lost", loss * 100.0);
+                for x in nodes.iter() {
+                    let peers: Vec<&str> = nodes
+                        .iter()
+                        .map(NodeProcess::name)
+                        .filter(|p| *p != x.name())
+                        .collect();
+                    let _ = x.slow_link(&peers, *delay, *jitter, *loss).await;
+                }
+                *counts.entry("slow links").or_default() += 1;
+                tokio::time::sleep(hold).await;
+                for x in nodes.iter() {
+                    let peers: Vec<&str> = nodes
+                        .iter()
+                        .map(NodeProcess::name)
+                        .filter(|p| *p != x.name())
+                        .collect();
+                    let _ = x.slow_link(&peers, 0, 0, 0.0).await;
+                }
+                println!("t={:6.1}s links normal", began.elapsed().as_secs_f64());
+            }
+            Fault::Skew(i, ms) => {
+                println!(
+                    "t={stamp:6.1}s clock of {} off by {ms} ms",
+                    nodes[*i].name()
+                );
+                nodes[*i].skew_clock(*ms).await?;
+                *counts.entry("clock skew").or_default() += 1;
+                tokio::time::sleep(hold).await;
+                nodes[*i].skew_clock(0).await?;
+                println!(
+                    "t={:6.1}s clock of {} right again",
+                    began.elapsed().as_secs_f64(),
+                    nodes[*i].name()
+                );
+            }
+            Fault::JoinStorm(a, b) => {
+                println!(
+                    "t={stamp:6.1}s kill -9 {} and {}, then both join at once",
+                    nodes[*a].name(),
+                    nodes[*b].name()
+                );
+                nodes[*a].kill().await?;
+                nodes[*b].kill().await?;
+                *counts.entry("join storm").or_default() += 1;
+                tokio::time::sleep(hold).await;
+                let (x, y) = if a < b {
+                    let (l, r) = nodes.split_at_mut(*b);
+                    (&mut l[*a], &mut r[0])
+                } else {
+                    let (l, r) = nodes.split_at_mut(*a);
+                    (&mut r[0], &mut l[*b])
+                };
+                let (ra, rb) = tokio::join!(x.restart(), y.restart());
+                ra?;
+                rb?;
+                println!("t={:6.1}s both back", began.elapsed().as_secs_f64());
+            }
             Fault::Restart(i) => {
                 println!("t={stamp:6.1}s graceful restart of {}", nodes[*i].name());
                 let _ = nodes[*i].leave().await;
@@ -482,6 +575,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return examples::app::child::run();
     }
     examples::app::child::init_program_logging();
-    let code = run(Cli::parse())?;
-    std::process::exit(code);
+    let cli = Cli::parse();
+    let seeds: Vec<u64> = match (cli.seeds, cli.random_seed) {
+        (Some((a, b)), _) => (a..=b).collect(),
+        (None, true) => {
+            let seed = rand::random_range(1..1_000_000);
+            println!("random seed: {seed} (replay: --seed {seed})");
+            vec![seed]
+        }
+        (None, false) => vec![cli.seed],
+    };
+    let mut failed = Vec::new();
+    for seed in &seeds {
+        let code = run(Cli {
+            seed: *seed,
+            seeds: None,
+            random_seed: false,
+            ..cli.clone()
+        })?;
+        if code != 0 {
+            failed.push(*seed);
+        }
+    }
+    if seeds.len() > 1 {
+        println!(
+            "==== {} seeds ({}..{}): {} passed, failed: {failed:?}",
+            seeds.len(),
+            seeds[0],
+            seeds[seeds.len() - 1],
+            seeds.len() - failed.len()
+        );
+    }
+    std::process::exit(i32::from(!failed.is_empty()));
 }
