@@ -149,7 +149,12 @@ async fn local(n: &NodeProcess) -> Option<Vec<String>> {
 #[tokio::main]
 async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let n = cli.nodes.max(3);
-    let dir = std::env::temp_dir().join(format!("actor-toolkit-chaos-{}", std::process::id()));
+    // A database per seed: a run of several seeds must not start on the last one's tables.
+    let dir = std::env::temp_dir().join(format!(
+        "actor-toolkit-chaos-{}-{}",
+        std::process::id(),
+        cli.seed
+    ));
     std::fs::create_dir_all(&dir)?;
     let store_url = cli
         .store
@@ -587,14 +592,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut failed = Vec::new();
     for seed in &seeds {
-        let code = run(Cli {
+        let code = match run(Cli {
             seed: *seed,
             seeds: None,
             random_seed: false,
             ..cli.clone()
-        })?;
+        }) {
+            Ok(code) => code,
+            Err(e) => {
+                // The run could not go on (a node did not start, a command failed): a failed
+                // seed, and the next one still runs.
+                println!("seed {seed}: the run stopped: {e}");
+                println!("result:      FAIL");
+                1
+            }
+        };
         if code != 0 {
             failed.push(*seed);
+        }
+        if cli.store.is_none() {
+            let dir = std::env::temp_dir()
+                .join(format!("actor-toolkit-chaos-{}-{seed}", std::process::id()));
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
     if seeds.len() > 1 {
