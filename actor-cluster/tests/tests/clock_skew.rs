@@ -20,7 +20,7 @@ use actor_cluster_tests::cluster_node::ClusterCmd;
 use actor_cluster_tests::flags_node::FlagsCmd;
 use std::time::{Duration, Instant};
 
-use actor_testkit::{unix_ns, wait_until, TestNode};
+use actor_testkit::{wait_until, TestNode};
 use common::*;
 use serde_json::json;
 
@@ -82,20 +82,7 @@ async fn a_clock_5_s_behind_is_corrected_and_a_conflict_goes_to_the_older_regist
     }
 
     // Partition {n0} | {n1, n2}; n1 registers first, n0 a second later (real time).
-    let t_cut = unix_ns();
-    nodes[0].block(&["n1", "n2"]).await.unwrap();
-    nodes[1].block(&["n0"]).await.unwrap();
-    nodes[2].block(&["n0"]).await.unwrap();
-    let all: Vec<&TestNode> = nodes.iter().collect();
-    wait_events(&all, "the partition is seen", Duration::from_secs(4), |n| {
-        let others: &[&str] = if n.name() == "n0" {
-            &["n1", "n2"]
-        } else {
-            &["n0"]
-        };
-        others.iter().all(|o| down_at(n, o, t_cut).is_some())
-    })
-    .await;
+    isolate(&nodes, 0).await;
     nodes[1]
         .command(&ClusterCmd::RegRegister {
             name: "leader".into(),

@@ -12,7 +12,7 @@ mod common;
 use actor_cluster_tests::cluster_node::ClusterCmd;
 use std::time::Duration;
 
-use actor_testkit::{unix_ns, wait_until, TestNode};
+use actor_testkit::wait_until;
 use common::*;
 use serde_json::{json, Value};
 
@@ -21,20 +21,7 @@ async fn a_conflict_after_a_heal_resolves_to_the_older_registration() {
     let mut nodes = chain(3, &[]).await;
     wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
     // Partition {n0} | {n1, n2}.
-    let t_cut = unix_ns();
-    nodes[0].block(&["n1", "n2"]).await.unwrap();
-    nodes[1].block(&["n0"]).await.unwrap();
-    nodes[2].block(&["n0"]).await.unwrap();
-    let all: Vec<&TestNode> = nodes.iter().collect();
-    wait_events(&all, "the partition is seen", Duration::from_secs(4), |n| {
-        let others: &[&str] = if n.name() == "n0" {
-            &["n1", "n2"]
-        } else {
-            &["n0"]
-        };
-        others.iter().all(|o| down_at(n, o, t_cut).is_some())
-    })
-    .await;
+    isolate(&nodes, 0).await;
 
     // n1 registers first (older), n0 second (newer), each on its own side.
     nodes[1]

@@ -142,6 +142,18 @@ fn names(nodes: &[NodeProcess], idx: &[usize]) -> Vec<String> {
     idx.iter().map(|i| nodes[*i].name().to_owned()).collect()
 }
 
+/// Every node's links from every other node slow (zeros: back to normal).
+async fn slow_links(nodes: &[NodeProcess], delay_ms: u64, jitter_ms: u64, loss: f64) {
+    for x in nodes {
+        let peers: Vec<&str> = nodes
+            .iter()
+            .map(NodeProcess::name)
+            .filter(|p| *p != x.name())
+            .collect();
+        let _ = x.slow_link(&peers, delay_ms, jitter_ms, loss).await;
+    }
+}
+
 async fn local(n: &NodeProcess) -> Option<Vec<String>> {
     serde_json::from_value(n.command(&AppCmd::Local).await.ok()?).ok()
 }
@@ -331,24 +343,10 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
             }
             Fault::SlowLinks(delay, jitter, loss) => {
                 println!("t={stamp:6.1}s slow links: {delay} ms + up to {jitter} ms, {:.0} % of probes lost", loss * 100.0);
-                for x in nodes.iter() {
-                    let peers: Vec<&str> = nodes
-                        .iter()
-                        .map(NodeProcess::name)
-                        .filter(|p| *p != x.name())
-                        .collect();
-                    let _ = x.slow_link(&peers, *delay, *jitter, *loss).await;
-                }
+                slow_links(&nodes, *delay, *jitter, *loss).await;
                 *counts.entry("slow links").or_default() += 1;
                 tokio::time::sleep(hold).await;
-                for x in nodes.iter() {
-                    let peers: Vec<&str> = nodes
-                        .iter()
-                        .map(NodeProcess::name)
-                        .filter(|p| *p != x.name())
-                        .collect();
-                    let _ = x.slow_link(&peers, 0, 0, 0.0).await;
-                }
+                slow_links(&nodes, 0, 0, 0.0).await;
                 println!("t={:6.1}s links normal", began.elapsed().as_secs_f64());
             }
             Fault::Skew(i, ms) => {

@@ -143,3 +143,29 @@ pub async fn placement(
     }
     Ok(seen)
 }
+
+/// Cuts `nodes[i]` off from every other node (fault injection on both sides) and waits until
+/// each side has the other down.
+pub async fn isolate(nodes: &[TestNode], i: usize) {
+    let t_cut = actor_testkit::unix_ns();
+    let lone = nodes[i].name().to_owned();
+    let rest: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.name() != lone)
+        .map(|n| n.name().to_owned())
+        .collect();
+    let rest_refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    nodes[i].block(&rest_refs).await.unwrap();
+    for n in nodes.iter().filter(|n| n.name() != lone) {
+        n.block(&[lone.as_str()]).await.unwrap();
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_events(&all, "the partition is seen", Duration::from_secs(4), |n| {
+        if n.name() == lone {
+            rest.iter().all(|o| down_at(n, o, t_cut).is_some())
+        } else {
+            down_at(n, &lone, t_cut).is_some()
+        }
+    })
+    .await;
+}
