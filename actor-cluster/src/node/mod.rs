@@ -24,8 +24,8 @@ use crate::summaries::Summaries;
 use crate::tls::TlsConfig;
 use crate::transport::Transport;
 use crate::ClusterError;
-use actor_cluster_proto::clock::ClockSync;
 
+mod clock;
 mod ready;
 
 /// Builds a [`Node`].
@@ -222,7 +222,7 @@ impl NodeBuilder {
         .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
         let hb = membership.clone();
         let board = summaries.clone();
-        let clock = Arc::new(parking_lot::Mutex::new(ClockSync::new()));
+        let clock = Arc::new(parking_lot::Mutex::new(clock::ClockSync::new()));
         let sync = clock.clone();
         let lossy = faults.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
@@ -238,7 +238,7 @@ impl NodeBuilder {
                     board.compare(lane.peer(), &services);
                 }
                 // Sampled here, as the frame is read: a busy membership actor adds no delay.
-                clock_sample(&sync, lane.peer(), wall_ns);
+                clock::sample(&sync, lane.peer(), wall_ns);
                 let _ = hb.cast(MembershipMsg::Probe(lane.peer().to_owned(), probe));
             }
         }));
@@ -292,24 +292,6 @@ impl NodeBuilder {
                 tasks,
             }),
         })
-    }
-}
-
-/// A peer's probe stamped `theirs_ns` was just read: a sample of its clock's offset, and a
-/// correction of this process's wall clock when a majority agrees it is off.
-fn clock_sample(sync: &parking_lot::Mutex<ClockSync>, peer: &str, theirs_ns: u64) {
-    let now = std::time::Instant::now();
-    let mut c = sync.lock();
-    c.on_sample(peer, theirs_ns, actor_core::wallclock::wall_ns(), now);
-    if let Some(adj) = c.decide(now) {
-        actor_core::wallclock::set_correction(adj.correction_ns);
-        tracing::warn!(
-            by_ms = adj.by_ns / 1_000_000,
-            correction_ms = adj.correction_ns / 1_000_000,
-            peers = adj.peers,
-            "this node's wall clock disagrees with the cluster's median: corrected"
-        );
-        metrics::gauge!("cluster_clock_correction_seconds").set(adj.correction_ns as f64 / 1e9);
     }
 }
 
@@ -378,7 +360,7 @@ struct Inner {
     faults: Arc<Faults>,
     remote: Remote,
     summaries: Arc<Summaries>,
-    clock: Arc<parking_lot::Mutex<ClockSync>>,
+    clock: Arc<parking_lot::Mutex<clock::ClockSync>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -473,14 +455,6 @@ impl Node {
     /// Fault injection: block and unblock traffic with chosen peers (tests).
     pub fn faults(&self) -> &Faults {
         &self.inner.faults
-    }
-
-    /// This node's clock as the cluster sees it: the correction in force (ns; what
-    /// [`actor_core::wallclock::wall_ns`] adds to the machine's clock) and each peer's
-    /// estimated offset (ns; positive: the peer's clock is ahead of this node's corrected one).
-    pub fn clock_offsets(&self) -> (i64, Vec<(String, i64)>) {
-        let peers = self.inner.clock.lock().offsets(std::time::Instant::now());
-        (actor_core::wallclock::correction_ns(), peers)
     }
 
     /// Leaves gracefully: every member is told (and acknowledges, or 500 ms pass), then the
