@@ -30,3 +30,25 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
         .into_iter()
         .collect()
 }
+
+/// A stored history entry: the bytes as a Redis history list's JSON entry, and split at 0x1F
+/// into the (gate field, old value, new value) of a SQL history row.
+pub fn history(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    let _ = crate::store::decode_redis_history(&s);
+    let mut parts = s.split('\u{1f}');
+    let field = parts.next().unwrap_or_default();
+    let (old, new) = (parts.next(), parts.next());
+    let _ = crate::store::history_entry(0, String::new(), field, old, new);
+}
+
+/// Valid inputs for [`history`].
+pub fn history_seeds() -> Vec<Vec<u8>> {
+    vec![
+        br#"{"at_ms":"1764000000000","by":"alice","field":"actor/user:1","old":"true","new":"false"}"#
+            .to_vec(),
+        br#"{"at_ms":"1","by":"bob","field":"percentage","old":null,"new":"time/0.25"}"#.to_vec(),
+        b"group/beta\x1ftrue\x1ffalse".to_vec(),
+        b"percentage\x1factors/0.5\x1f".to_vec(),
+    ]
+}

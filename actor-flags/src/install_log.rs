@@ -38,10 +38,10 @@ impl InstallLog {
         tokio::spawn(async move {
             loop {
                 match watch.recv().await {
-                    Ok((flag, version)) => {
+                    Ok(change) => {
                         entries
                             .lock()
-                            .entry((flag, version))
+                            .entry((change.name, change.version))
                             .or_insert_with(wall_ns);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

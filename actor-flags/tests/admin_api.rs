@@ -224,3 +224,104 @@ async fn basic_auth() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn writes_are_recorded_with_the_callers_label_and_served_as_history() {
+    use actor_flags::admin::{AdminToken, GateKeyJson, HistoryJson};
+    let (flags, _dir) = flags().await;
+    let app = router(
+        flags.clone(),
+        AdminAuth::Tokens(vec![
+            AdminToken {
+                label: "alice".into(),
+                token: "a-token".into(),
+            },
+            AdminToken {
+                label: "deploy".into(),
+                token: "d-token".into(),
+            },
+        ]),
+    );
+    let alice = Some("Bearer a-token");
+    let deploy = Some("Bearer d-token");
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            "/flags/beta/history",
+            Some("Bearer nope"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let before = actor_flags::now_version() / 1_000_000;
+    for (who, method, path, body) in [
+        (
+            alice,
+            "PUT",
+            "/flags/beta/boolean",
+            Some(r#"{"enabled":true}"#),
+        ),
+        (
+            deploy,
+            "PUT",
+            "/flags/beta/actors/user:9",
+            Some(r#"{"enabled":false}"#),
+        ),
+        (alice, "DELETE", "/flags/beta/boolean", None),
+    ] {
+        let (status, body) = call(&app, method, path, who, body).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{method} {path}: {body}");
+    }
+    let after = actor_flags::now_version() / 1_000_000;
+    let (status, body) = call(&app, "GET", "/flags/beta/history", deploy, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let h: Vec<HistoryJson> = serde_json::from_str(&body).unwrap();
+    let got: Vec<(&str, GateKeyJson, Option<GateJson>, Option<GateJson>)> = h
+        .iter()
+        .map(|e| (e.by.as_str(), e.gate.clone(), e.old.clone(), e.new.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "alice",
+                GateKeyJson::Boolean,
+                Some(GateJson::Boolean { enabled: true }),
+                None
+            ),
+            (
+                "deploy",
+                GateKeyJson::Actor {
+                    id: "user:9".into()
+                },
+                None,
+                Some(GateJson::Actor {
+                    id: "user:9".into(),
+                    enabled: false
+                })
+            ),
+            (
+                "alice",
+                GateKeyJson::Boolean,
+                None,
+                Some(GateJson::Boolean { enabled: true })
+            ),
+        ],
+        "newest first"
+    );
+    assert!(h
+        .iter()
+        .all(|e| (before..=after).contains(&(e.at_ms as u64))));
+    let (_, body) = call(&app, "GET", "/flags/beta/history?limit=1", alice, None).await;
+    let h: Vec<HistoryJson> = serde_json::from_str(&body).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        call(&app, "GET", "/flags/not-a-name/history", alice, None)
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}

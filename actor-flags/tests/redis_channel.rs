@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actor_flags::redis_channel::RedisChannel;
 use actor_flags::store::RedisStore;
-use actor_flags::{FlagStore, Flags, Gate};
+use actor_flags::Flags;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -44,12 +44,29 @@ async fn notices_bust_the_other_caches() {
     b.disable(&flag).await.unwrap();
     wait("a sees b's write", || !a.enabled(&flag)).await;
 
-    // An FWF node writes the store and publishes `<id>:<flag>`.
-    store_a.put(&flag, &Gate::Boolean(true)).await.unwrap();
+    // An FWF node writes the store (its own commands: no history) and publishes `<id>:<flag>`.
+    let mut raw = redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::pipe()
+        .cmd("SADD")
+        .arg(actor_flags::store::REDIS_SET)
+        .arg(&flag)
+        .ignore()
+        .cmd("HSET")
+        .arg(actor_flags::store::redis_key(&flag))
+        .arg("boolean")
+        .arg("true")
+        .ignore()
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
     store_a.notify("elixir-node-1", &flag).await.unwrap();
     wait("both see the FWF node's write", || {
         a.enabled(&flag) && b.enabled(&flag)
     })
     .await;
-    store_a.delete_flag(&flag).await.unwrap();
+    a.clear(&flag).await.unwrap();
 }

@@ -2,7 +2,12 @@
 //! embedded default shares one file with the application's tables) accepts writes at once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use actor_flags::{FlagStore, Gate, SqlStore};
+use actor_flags::{Change, FlagStore, Gate, SqlStore};
+
+const BY: Change<'static> = Change {
+    by: "test",
+    at_ms: 1,
+};
 
 #[tokio::test]
 async fn the_first_write_to_a_fresh_store_in_a_shared_file_succeeds() {
@@ -19,9 +24,12 @@ async fn the_first_write_to_a_fresh_store_in_a_shared_file_succeeds() {
         .await
         .unwrap();
     let store = SqlStore::sqlite(&path).await.unwrap();
-    store.put("first", &Gate::Boolean(true)).await.unwrap();
+    store.put("first", &Gate::Boolean(true), &BY).await.unwrap();
     let second = SqlStore::sqlite(&path).await.unwrap();
-    second.put("second", &Gate::Boolean(false)).await.unwrap();
-    store.put("third", &Gate::Boolean(true)).await.unwrap();
+    second
+        .put("second", &Gate::Boolean(false), &BY)
+        .await
+        .unwrap();
+    store.put("third", &Gate::Boolean(true), &BY).await.unwrap();
     assert_eq!(store.all_flags().await.unwrap().len(), 3);
 }

@@ -1,5 +1,6 @@
 //! The admin page in a real browser (Debian's headless Chromium through ChromeDriver): with a
-//! 3-node cluster running, switch a flag on through node n0's page and see it on node n2's page.
+//! 3-node cluster running, switch a flag on through node n0's page and see it on node n2's page,
+//! then open the flag's history on n2's page and see n0's write in it.
 //! A screenshot of n2's page is kept in `target/browser-artifacts/`.
 //!
 //! Needs `chromium` and `chromedriver` (Debian packages `chromium`, `chromium-driver`), which
@@ -134,7 +135,10 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
         .unwrap();
 
     // n2's page shows it on, with the cluster's three members.
-    client.goto(&format!("http://{}/", admin[2])).await.unwrap();
+    client
+        .goto(&format!("http://{}/#token={TOKEN}", admin[2]))
+        .await
+        .unwrap();
     let cell = format!("tr[data-flag='{FLAG}'] td.state");
     let began = Instant::now();
     let mut seen = String::new();
@@ -163,6 +167,37 @@ async fn a_flag_switched_on_one_nodes_page_shows_on_another_nodes_page() {
             .unwrap();
         assert_eq!(t, state);
     }
+    // The flag's history on n2's page: n0's write, by the admin token's label.
+    let history_button = format!("button[data-flag='{FLAG}'][data-action='history']");
+    let began_history = Instant::now();
+    let mut history_row = String::new();
+    while began_history.elapsed() < Duration::from_secs(10) {
+        // The table is redrawn every second: a button found may be gone when clicked.
+        if let Ok(b) = client.find(Locator::Css(&history_button)).await {
+            let _ = b.click().await;
+        }
+        if let Ok(r) = client.find(Locator::Css("#history tbody tr")).await {
+            history_row = r.text().await.unwrap_or_default();
+            if !history_row.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        history_row.contains("admin")
+            && history_row.contains("boolean")
+            && history_row.contains("boolean on"),
+        "the history on n2's page shows n0's write: {history_row:?}"
+    );
+    let flag_of_history = client
+        .find(Locator::Id("history-flag"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(flag_of_history, FLAG);
     let png = client.screenshot().await.unwrap();
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 type Target = (&'static str, fn(&[u8]), fn() -> Vec<Vec<u8>>);
 
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 7] = [
     (
         "codec_envelope",
         actor_core::fuzzing::codec,
@@ -37,6 +37,11 @@ const TARGETS: [Target; 6] = [
         "flags_wire",
         actor_flags::fuzzing::wire,
         actor_flags::fuzzing::wire_seeds,
+    ),
+    (
+        "flags_history",
+        actor_flags::fuzzing::history,
+        actor_flags::fuzzing::history_seeds,
     ),
     (
         "poker_events",
@@ -84,6 +89,13 @@ fn every_corpus_input_decodes_without_panicking() {
 #[test]
 fn seeds_decode_as_the_messages_they_encode() {
     use actor_core::fuzzing::{remote_cast, split};
+    for s in &actor_flags::fuzzing::history_seeds()[..2] {
+        let s = std::str::from_utf8(s).unwrap();
+        assert!(
+            actor_flags::store::decode_redis_history(s).is_ok(),
+            "a seed is a valid history entry: {s}"
+        );
+    }
     for s in actor_poker::fuzzing::events_seeds() {
         let (sel, variant, args) = split(&s);
         let ok = if sel % 2 == 1 {

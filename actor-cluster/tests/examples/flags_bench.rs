@@ -4,6 +4,9 @@
 //! * `check`: ns per check of a boolean flag by handle and by name, with an actor gate, and with
 //!   a %-of-actors gate (one SHA-256 per check, as FWF); ms for 10 M checks by name; the same
 //!   on 2 threads (wall time for 2 × 10 M);
+//! * `check_details`: ns per `Flags::evaluate` (reason, gate, version) by handle, by name and
+//!   with an actor gate; per check of a name that does not exist (counted, logged once); and per
+//!   check with the evaluation counters on (by handle, by name, actor gate), then off again;
 //! * `propagation`: 5 node processes (this binary) on one SQLite file; 1,000 toggles on one
 //!   node, 2 ms apart; p50/p99 from the write's version (the wall-clock part of its HLC stamp) until each other
 //!   node installed it.
@@ -64,6 +67,22 @@ async fn checks() -> Result<(), BoxErr> {
     let two_threads_ms = t.elapsed().as_secs_f64() * 1e3;
     println!(
         "{{\"bench\":\"check\",\"ns_by_handle\":{by_handle:.2},\"ns_by_name\":{by_name:.2},\"ns_actor_gate\":{actor:.1},\"ns_pct_of_actors\":{pct:.1},\"ms_10m_by_handle\":{ten_m_handle_ms:.1},\"ms_10m_by_name\":{ten_m_ms:.1},\"ms_2x10m_on_2_threads\":{two_threads_ms:.1}}}"
+    );
+    // Evaluation details (reason, gate, version), then the same checks with counters on.
+    let eval_handle = per_check(n, || handle.evaluate().enabled);
+    let eval_name = per_check(n, || flags.evaluate("bool_on").enabled);
+    let eval_actor = per_check(5_000_000, || {
+        flags.evaluate_for("actor_gate", "user:1").enabled
+    });
+    let unknown = per_check(5_000_000, || flags.enabled("bool_onn"));
+    flags.count_evaluations(true);
+    let counted_handle = per_check(n, || handle.enabled());
+    let counted_name = per_check(n, || flags.enabled("bool_on"));
+    let counted_actor = per_check(5_000_000, || flags.enabled_for("actor_gate", "user:1"));
+    flags.count_evaluations(false);
+    let uncounted_handle = per_check(n, || handle.enabled());
+    println!(
+        "{{\"bench\":\"check_details\",\"ns_evaluate_by_handle\":{eval_handle:.2},\"ns_evaluate_by_name\":{eval_name:.2},\"ns_evaluate_actor_gate\":{eval_actor:.1},\"ns_unknown_name\":{unknown:.1},\"ns_by_handle_counted\":{counted_handle:.2},\"ns_by_name_counted\":{counted_name:.2},\"ns_actor_gate_counted\":{counted_actor:.1},\"ns_by_handle_uncounted_again\":{uncounted_handle:.2}}}"
     );
     Ok(())
 }

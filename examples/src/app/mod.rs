@@ -66,6 +66,10 @@ pub struct NodeConfig {
     /// the page is read-only.
     #[arg(long, env = "NODE_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
+    /// Count every flag check per flag, true and false (`flags_evaluations_total` in
+    /// `/metrics`); about a nanosecond a check.
+    #[arg(long, env = "NODE_COUNT_FLAG_CHECKS")]
+    pub count_flag_checks: bool,
 }
 
 impl NodeConfig {
@@ -87,6 +91,7 @@ impl NodeConfig {
             store: store.to_owned(),
             admin: None,
             admin_token: None,
+            count_flag_checks: false,
         }
     }
 }
@@ -179,6 +184,7 @@ impl App {
     pub async fn start(cfg: &NodeConfig, ranking: bool) -> Result<Self, AppError> {
         let store = PokerStore::open(&cfg.store).await?;
         let flags = Flags::open(flag_store(&cfg.store).await?).await?;
+        flags.count_evaluations(cfg.count_flag_checks);
         let mut b = Node::builder(cfg.name.clone())
             .listen(cfg.listen)
             .cookie(cfg.cookie.clone());

@@ -6,7 +6,7 @@
 //! | `GET /` | the page: members, children per node, registry, flags (with gate editing), live standings |
 //! | `GET /api/state` | what the page shows, as JSON |
 //! | `GET /api/standings/{id}?limit=N` | a tournament's first N rows (live, or final) |
-//! | `/api/flags/...` | actor-flags' admin API, behind the admin token (absent without one) |
+//! | `/api/flags/...` | actor-flags' admin API, behind the admin token (absent without one); writes are recorded as `admin` in each flag's history (`GET /api/flags/{name}/history`) |
 //! | `GET /metrics` | Prometheus text format |
 
 use std::collections::BTreeMap;
@@ -258,6 +258,7 @@ async fn metrics(State((app, _)): St) -> Response {
     let Some(handle) = metrics_handle() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no metrics recorder").into_response();
     };
+    app.flags.publish_metrics();
     let s = collect(&app, false).await;
     for state in ["up", "suspect", "down", "left"] {
         let n = s.members.iter().filter(|m| m.state == state).count();

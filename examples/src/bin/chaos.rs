@@ -466,7 +466,14 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     if cli.sabotage {
         examples::app::flag_store(&store_url)
             .await?
-            .put("chaos_sabotage", &actor_flags::Gate::Boolean(true))
+            .put(
+                "chaos_sabotage",
+                &actor_flags::Gate::Boolean(true),
+                &actor_flags::Change {
+                    by: "chaos --sabotage",
+                    at_ms: 0,
+                },
+            )
             .await?;
     }
     // 3: every node's flags equal the store.

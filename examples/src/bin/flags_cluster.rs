@@ -1,6 +1,7 @@
 //! Feature flags cached on every node: two nodes (in this process, for brevity) share one SQLite
 //! flag store; a change made on one is in the other's cache within milliseconds, and checks are
-//! local memory reads.
+//! local memory reads. It also shows why a check answered what it did, who changed a flag, and
+//! the same cache behind OpenFeature's client.
 //!
 //! `cargo run -p examples --bin flags_cluster`
 #![allow(clippy::print_stdout)]
@@ -61,6 +62,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         flags_b.enabled_for("beta_ui", "user:7"),
         flags_b.enabled("beta_ui"),
     );
+
+    // Why: the reason, the deciding gate and the cached version, without allocating.
+    let why = flags_b.evaluate_for("beta_ui", "user:42");
+    println!(
+        "beta_ui for user:42 at b: {} ({:?}, gate {:?}, version {})",
+        why.enabled, why.reason, why.gate, why.version
+    );
+    // Who changed it: every write is recorded in the store beside FWF's table.
+    flags_a.by("release-manager").enable("beta_ui").await?;
+    for e in flags_b.history("beta_ui", 10).await? {
+        println!(
+            "  history: {} by {}: {:?} {:?} -> {:?}",
+            e.at_ms, e.by, e.gate, e.old, e.new
+        );
+    }
+
+    // The same cache behind OpenFeature (actor-flags' cargo feature `openfeature`).
+    let client = {
+        let mut api = open_feature::OpenFeature::singleton_mut().await;
+        api.set_provider(actor_flags::openfeature::FlagsProvider::new(
+            flags_b.clone(),
+        ))
+        .await;
+        api.create_client()
+    };
+    let ctx = open_feature::EvaluationContext::default()
+        .with_targeting_key("user:7")
+        .with_custom_field("groups", "staff");
+    let d = client
+        .get_bool_details("checkout_v2", Some(&ctx), None)
+        .await
+        .map_err(|e| format!("OpenFeature: {}", e.code))?;
+    println!(
+        "OpenFeature at b: checkout_v2 for user:7 = {} ({:?}, variant {:?})",
+        d.value, d.reason, d.variant
+    );
+    let typo = client
+        .get_bool_value("checkout_v3", Some(&ctx), None)
+        .await
+        .map_err(|e| e.code.to_string());
+    println!("OpenFeature at b: checkout_v3 (no such flag) = {typo:?}");
 
     // A check is a local read: time ten million of them through a handle.
     let handle = flags_b.handle("checkout_v2")?;

@@ -98,6 +98,117 @@ impl FlagActor for String {
     }
 }
 
+/// Why a check answered what it answered (the names follow OpenFeature's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The boolean gate decided: the same answer for everyone.
+    Static,
+    /// An actor or group gate matched the actor.
+    TargetingMatch,
+    /// A percentage gate decided (by the actor's score, or by the sample for %-of-time).
+    Split,
+    /// The flag has gates but none applied (a %-of-actors gate checked without an actor, or only
+    /// actor and group gates that did not match): off.
+    Default,
+    /// The flag has no gates, or was never created: off.
+    NotFound,
+}
+
+/// The kind of gate that decided a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateKind {
+    /// The boolean gate.
+    Boolean,
+    /// An actor gate.
+    Actor,
+    /// A group gate.
+    Group,
+    /// The %-of-time gate.
+    PercentageOfTime,
+    /// The %-of-actors gate.
+    PercentageOfActors,
+}
+
+impl GateKind {
+    /// The name used in JSON, metrics and OpenFeature variants: `boolean`, `actor`, `group`,
+    /// `percentage_of_time`, `percentage_of_actors`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateKind::Boolean => "boolean",
+            GateKind::Actor => "actor",
+            GateKind::Group => "group",
+            GateKind::PercentageOfTime => "percentage_of_time",
+            GateKind::PercentageOfActors => "percentage_of_actors",
+        }
+    }
+}
+
+/// A check's answer with its reason and deciding gate (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The answer.
+    pub enabled: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The gate that decided (`None` for [`Reason::Default`] and [`Reason::NotFound`]).
+    pub gate: Option<GateKind>,
+}
+
+impl Decision {
+    const fn new(enabled: bool, reason: Reason, gate: Option<GateKind>) -> Self {
+        Self {
+            enabled,
+            reason,
+            gate,
+        }
+    }
+
+    /// The decision in one byte (bit 0 the answer, bits 1-3 the reason, bits 4-6 the gate), so
+    /// a cache can keep a fixed decision in one atomic. Never `0xFF`.
+    pub fn pack(self) -> u8 {
+        let reason = match self.reason {
+            Reason::Static => 0,
+            Reason::TargetingMatch => 1,
+            Reason::Split => 2,
+            Reason::Default => 3,
+            Reason::NotFound => 4,
+        };
+        let gate = match self.gate {
+            None => 0,
+            Some(GateKind::Boolean) => 1,
+            Some(GateKind::Actor) => 2,
+            Some(GateKind::Group) => 3,
+            Some(GateKind::PercentageOfTime) => 4,
+            Some(GateKind::PercentageOfActors) => 5,
+        };
+        u8::from(self.enabled) | (reason << 1) | (gate << 4)
+    }
+
+    /// The decision [`Decision::pack`] made into `b` (a byte it did not make reads as not
+    /// found, off).
+    pub fn unpack(b: u8) -> Self {
+        let reason = match (b >> 1) & 0b111 {
+            0 => Reason::Static,
+            1 => Reason::TargetingMatch,
+            2 => Reason::Split,
+            3 => Reason::Default,
+            4 => Reason::NotFound,
+            _ => return Self::new(false, Reason::NotFound, None),
+        };
+        let gate = match (b >> 4) & 0b111 {
+            1 => Some(GateKind::Boolean),
+            2 => Some(GateKind::Actor),
+            3 => Some(GateKind::Group),
+            4 => Some(GateKind::PercentageOfTime),
+            5 => Some(GateKind::PercentageOfActors),
+            _ => None,
+        };
+        Self::new(b & 1 == 1, reason, gate)
+    }
+}
+
 /// FWF's %-of-actors score: the first 16 bits of SHA-256(actor id ‖ flag name), over 65,536.
 pub fn actor_score(actor_id: &str, flag_name: &str) -> f64 {
     let mut h = Sha256::new();
@@ -163,25 +274,42 @@ impl Flag {
 
     /// Without an actor: boolean, else %-of-time (`sample` is uniform in `[0, 1)`; FWF draws
     /// 1..=10,000 / 10,000). A %-of-actors gate is ignored.
+    #[inline]
     pub fn enabled(&self, sample: f64) -> bool {
-        if self.boolean() == Some(true) {
-            return true;
-        }
-        match self.percentage() {
-            Some(Gate::PercentageOfTime(r)) => time_hit(sample, *r),
-            _ => false,
-        }
+        self.decide(sample).enabled
     }
 
     /// With an actor: a matching actor gate decides; else groups (a matching disabled group wins
     /// over an enabled one); else boolean, else the percentage gate (%-of-actors by score, or
     /// %-of-time by `sample`).
+    #[inline]
     pub fn enabled_for<A: FlagActor + ?Sized>(&self, actor: &A, sample: f64) -> bool {
+        self.decide_for(actor, sample).enabled
+    }
+
+    /// [`Flag::enabled`] with the reason and the gate that decided.
+    pub fn decide(&self, sample: f64) -> Decision {
+        let boolean = self.boolean();
+        if boolean == Some(true) {
+            return Decision::new(true, Reason::Static, Some(GateKind::Boolean));
+        }
+        match self.percentage() {
+            Some(Gate::PercentageOfTime(r)) => Decision::new(
+                time_hit(sample, *r),
+                Reason::Split,
+                Some(GateKind::PercentageOfTime),
+            ),
+            _ => self.fall_through(boolean),
+        }
+    }
+
+    /// [`Flag::enabled_for`] with the reason and the gate that decided.
+    pub fn decide_for<A: FlagActor + ?Sized>(&self, actor: &A, sample: f64) -> Decision {
         let id = actor.flag_id();
         for g in &self.gates {
             if let Gate::Actor { id: gid, enabled } = g {
                 if gid.as_str() == id.as_ref() {
-                    return *enabled;
+                    return Decision::new(*enabled, Reason::TargetingMatch, Some(GateKind::Actor));
                 }
             }
         }
@@ -190,20 +318,52 @@ impl Flag {
             if let Gate::Group { name, enabled } = g {
                 if actor.in_group(name) {
                     if !*enabled {
-                        return false;
+                        return Decision::new(false, Reason::TargetingMatch, Some(GateKind::Group));
                     }
                     group_on = true;
                 }
             }
         }
-        if group_on || self.boolean() == Some(true) {
-            return true;
+        if group_on {
+            return Decision::new(true, Reason::TargetingMatch, Some(GateKind::Group));
+        }
+        let boolean = self.boolean();
+        if boolean == Some(true) {
+            return Decision::new(true, Reason::Static, Some(GateKind::Boolean));
         }
         match self.percentage() {
-            Some(Gate::PercentageOfActors(r)) => actor_score(&id, &self.name) <= *r,
-            Some(Gate::PercentageOfTime(r)) => time_hit(sample, *r),
-            _ => false,
+            Some(Gate::PercentageOfActors(r)) => Decision::new(
+                actor_score(&id, &self.name) <= *r,
+                Reason::Split,
+                Some(GateKind::PercentageOfActors),
+            ),
+            Some(Gate::PercentageOfTime(r)) => Decision::new(
+                time_hit(sample, *r),
+                Reason::Split,
+                Some(GateKind::PercentageOfTime),
+            ),
+            _ => self.fall_through(boolean),
         }
+    }
+
+    /// No gate said yes: a boolean gate set to false decided; without gates the flag does not
+    /// exist; else nothing matched and the answer is the default (off).
+    fn fall_through(&self, boolean: Option<bool>) -> Decision {
+        if boolean.is_some() {
+            Decision::new(false, Reason::Static, Some(GateKind::Boolean))
+        } else if self.gates.is_empty() {
+            Decision::new(false, Reason::NotFound, None)
+        } else {
+            Decision::new(false, Reason::Default, None)
+        }
+    }
+
+    /// Whether a check may use the random sample (the flag has a %-of-time gate): a caller can
+    /// skip drawing one otherwise.
+    pub fn needs_sample(&self) -> bool {
+        self.gates
+            .iter()
+            .any(|g| matches!(g, Gate::PercentageOfTime(_)))
     }
 
     /// Whether the flag's answer without an actor is fixed (no %-of-time gate): the value.
@@ -223,159 +383,4 @@ fn time_hit(sample: f64, ratio: f64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    struct User {
-        id: u32,
-        groups: Vec<&'static str>,
-    }
-
-    impl FlagActor for User {
-        fn flag_id(&self) -> Cow<'_, str> {
-            Cow::Owned(format!("user:{}", self.id))
-        }
-        fn in_group(&self, group: &str) -> bool {
-            self.groups.contains(&group)
-        }
-    }
-
-    fn flag(gates: Vec<Gate>) -> Flag {
-        Flag {
-            name: "f".into(),
-            gates,
-        }
-    }
-
-    #[test]
-    fn no_gates_is_off() {
-        let f = flag(vec![]);
-        assert!(!f.enabled(0.0));
-        assert!(!f.enabled_for("user:1", 0.0));
-    }
-
-    #[test]
-    fn boolean_and_time_without_actor() {
-        assert!(flag(vec![Gate::Boolean(true)]).enabled(0.9));
-        assert!(!flag(vec![Gate::Boolean(false)]).enabled(0.9));
-        let t = flag(vec![Gate::Boolean(false), Gate::PercentageOfTime(0.5)]);
-        assert!(t.enabled(0.1));
-        assert!(!t.enabled(0.9));
-        // %-of-actors is ignored without an actor.
-        assert!(!flag(vec![Gate::PercentageOfActors(0.99)]).enabled(0.0));
-    }
-
-    #[test]
-    fn actor_gate_beats_groups_and_boolean() {
-        let u = User {
-            id: 1,
-            groups: vec!["beta"],
-        };
-        let f = flag(vec![
-            Gate::Boolean(true),
-            Gate::Group {
-                name: "beta".into(),
-                enabled: true,
-            },
-            Gate::Actor {
-                id: "user:1".into(),
-                enabled: false,
-            },
-        ]);
-        assert!(!f.enabled_for(&u, 0.0));
-        let f = flag(vec![
-            Gate::Boolean(false),
-            Gate::Group {
-                name: "beta".into(),
-                enabled: false,
-            },
-            Gate::Actor {
-                id: "user:1".into(),
-                enabled: true,
-            },
-        ]);
-        assert!(f.enabled_for(&u, 0.0));
-    }
-
-    #[test]
-    fn a_disabled_group_beats_an_enabled_group_and_the_boolean() {
-        let u = User {
-            id: 2,
-            groups: vec!["beta", "banned"],
-        };
-        let f = flag(vec![
-            Gate::Boolean(true),
-            Gate::Group {
-                name: "beta".into(),
-                enabled: true,
-            },
-            Gate::Group {
-                name: "banned".into(),
-                enabled: false,
-            },
-        ]);
-        assert!(!f.enabled_for(&u, 0.0));
-        let f = flag(vec![
-            Gate::Boolean(false),
-            Gate::Group {
-                name: "beta".into(),
-                enabled: true,
-            },
-        ]);
-        assert!(f.enabled_for(&u, 0.0));
-        // Not in the group: falls through to the boolean.
-        let outsider = User {
-            id: 3,
-            groups: vec![],
-        };
-        assert!(!f.enabled_for(&outsider, 0.0));
-    }
-
-    #[test]
-    fn with_an_actor_boolean_then_percentage() {
-        let f = flag(vec![Gate::Boolean(true), Gate::PercentageOfActors(0.0001)]);
-        assert!(f.enabled_for("anyone", 0.0));
-        let f = flag(vec![Gate::PercentageOfTime(0.5)]);
-        assert!(f.enabled_for("a", 0.2));
-        assert!(!f.enabled_for("a", 0.8));
-    }
-
-    #[test]
-    fn percentage_of_actors_uses_the_score() {
-        let name = "f";
-        for i in 0..200 {
-            let id = format!("user:{i}");
-            let s = actor_score(&id, name);
-            let f = flag(vec![Gate::PercentageOfActors(0.3)]);
-            assert_eq!(f.enabled_for(id.as_str(), 0.99), s <= 0.3, "{id}");
-        }
-    }
-
-    #[test]
-    fn put_replaces_by_key_and_percentages_replace_each_other() {
-        let mut f = Flag::new("x");
-        f.put(Gate::Boolean(true));
-        f.put(Gate::Boolean(false));
-        f.put(Gate::PercentageOfTime(0.2));
-        f.put(Gate::PercentageOfActors(0.4));
-        assert_eq!(
-            f.gates,
-            vec![Gate::Boolean(false), Gate::PercentageOfActors(0.4)]
-        );
-        f.clear(&GateKey::Percentage);
-        assert_eq!(f.gates, vec![Gate::Boolean(false)]);
-    }
-
-    #[test]
-    fn names_and_ratios_are_validated() {
-        assert!(validate_name("new_checkout_2").is_ok());
-        for bad in ["", "a-b", "a b", "é", "a?"] {
-            assert_eq!(validate_name(bad), Err(FlagError::InvalidName(bad.into())));
-        }
-        assert!(Gate::PercentageOfTime(0.5).validate().is_ok());
-        for r in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
-            assert!(Gate::PercentageOfActors(r).validate().is_err(), "{r}");
-        }
-    }
-}
+mod tests;
