@@ -344,10 +344,9 @@ impl Flags {
             .map_or(0, |s| s.version.load(Ordering::Acquire))
     }
 
-    /// Re-reads one flag from the store into the cache.
-    pub async fn refresh(&self, name: &str) -> Result<(), FlagError> {
-        validate_name(name)?;
-        let version = self.next_version();
+    /// One flag as the store holds it (no gates if it has none); a flag that exists leaves the
+    /// unknown names.
+    pub(crate) async fn read_stored(&self, name: &str) -> Result<Flag, FlagError> {
         let flag = self
             .inner
             .store
@@ -357,6 +356,14 @@ impl Flags {
         if !flag.gates.is_empty() {
             self.inner.unknown.forget(name);
         }
+        Ok(flag)
+    }
+
+    /// Re-reads one flag from the store into the cache.
+    pub async fn refresh(&self, name: &str) -> Result<(), FlagError> {
+        validate_name(name)?;
+        let version = self.next_version();
+        let flag = self.read_stored(name).await?;
         if self.slot(name).install(flag, version) {
             self.installed(name.to_owned(), version, ChangeOrigin::Store);
         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::gate::{validate_name, Flag, Gate, GateKey};
+use crate::gate::{validate_name, Gate, GateKey};
 use crate::observe::ChangeOrigin;
 use crate::store::{Change, HistoryEntry};
 use crate::{now_version, FlagError, Flags, MAX_HISTORY};
@@ -29,16 +29,8 @@ impl Flags {
     }
 
     async fn after_write(&self, name: &str) -> Result<(), FlagError> {
-        let flag = self
-            .inner
-            .store
-            .get(name)
-            .await?
-            .unwrap_or_else(|| Flag::new(name));
+        let flag = self.read_stored(name).await?;
         let version = self.next_version();
-        if !flag.gates.is_empty() {
-            self.inner.unknown.forget(name);
-        }
         if self.slot(name).install(flag.clone(), version) {
             self.installed(name.to_owned(), version, ChangeOrigin::Local);
         }

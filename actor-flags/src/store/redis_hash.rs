@@ -120,32 +120,34 @@ pub fn redis_history_key(name: &str) -> String {
     format!("{REDIS_HISTORY_PREFIX}:{name}")
 }
 
+// Every write script takes KEYS = (hash, set of names, history list) and ARGV = (name, at_ms,
+// by, entries kept, then the field and value it writes, if any): one `RedisStore::write` runs
+// them all.
+
 /// Sets one field, pushing a history entry with the field's old value, atomically.
-/// KEYS: hash, set, history. ARGV: name, field, value, at_ms, by, max entries.
+/// ARGV[5]: field, ARGV[6]: value.
 const PUT: &str = r"
-local old = redis.call('HGET', KEYS[1], ARGV[2])
+local old = redis.call('HGET', KEYS[1], ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-local e = cjson.encode({at_ms = ARGV[4], by = ARGV[5], field = ARGV[2], old = old or cjson.null, new = ARGV[3]})
+redis.call('HSET', KEYS[1], ARGV[5], ARGV[6])
+local e = cjson.encode({at_ms = ARGV[2], by = ARGV[3], field = ARGV[5], old = old or cjson.null, new = ARGV[6]})
 redis.call('LPUSH', KEYS[3], e)
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 return 1
 ";
 
-/// Removes one field (if there), pushing a history entry.
-/// KEYS: hash, history. ARGV: field, at_ms, by, max entries.
+/// Removes one field (if there), pushing a history entry. ARGV[5]: field.
 const DELETE_GATE: &str = r"
-local old = redis.call('HGET', KEYS[1], ARGV[1])
+local old = redis.call('HGET', KEYS[1], ARGV[5])
 if not old then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-local e = cjson.encode({at_ms = ARGV[2], by = ARGV[3], field = ARGV[1], old = old, new = cjson.null})
-redis.call('LPUSH', KEYS[2], e)
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+redis.call('HDEL', KEYS[1], ARGV[5])
+local e = cjson.encode({at_ms = ARGV[2], by = ARGV[3], field = ARGV[5], old = old, new = cjson.null})
+redis.call('LPUSH', KEYS[3], e)
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
 return 1
 ";
 
 /// Removes a flag, pushing one history entry per field.
-/// KEYS: hash, set, history. ARGV: name, at_ms, by, max entries.
 const DELETE_FLAG: &str = r"
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -179,6 +181,33 @@ pub fn decode_redis_history(raw: &str) -> Result<HistoryEntry, FlagError> {
     history_entry(at_ms, e.by, &e.field, e.old.as_deref(), e.new.as_deref())
 }
 
+impl RedisStore {
+    /// Runs one of the write scripts on flag `name`.
+    async fn write(
+        &self,
+        script: &str,
+        name: &str,
+        change: &Change<'_>,
+        extra: &[&str],
+    ) -> Result<(), FlagError> {
+        let mut c = self.conn.clone();
+        let script = redis::Script::new(script);
+        let mut inv = script.prepare_invoke();
+        inv.key(redis_key(name))
+            .key(REDIS_SET)
+            .key(redis_history_key(name))
+            .arg(name)
+            .arg(change.at_ms.to_string())
+            .arg(change.by)
+            .arg(REDIS_HISTORY_MAX);
+        for a in extra {
+            inv.arg(*a);
+        }
+        inv.invoke_async::<i64>(&mut c).await.map_err(store_err)?;
+        Ok(())
+    }
+}
+
 impl FlagStore for RedisStore {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Flag>, FlagError>> {
         Box::pin(self.read(name))
@@ -192,21 +221,7 @@ impl FlagStore for RedisStore {
     ) -> BoxFuture<'a, Result<(), FlagError>> {
         Box::pin(async move {
             let (field, value) = redis_field(gate);
-            let mut c = self.conn.clone();
-            redis::Script::new(PUT)
-                .key(redis_key(name))
-                .key(REDIS_SET)
-                .key(redis_history_key(name))
-                .arg(name)
-                .arg(field)
-                .arg(value)
-                .arg(change.at_ms.to_string())
-                .arg(change.by)
-                .arg(REDIS_HISTORY_MAX)
-                .invoke_async::<i64>(&mut c)
-                .await
-                .map_err(store_err)?;
-            Ok(())
+            self.write(PUT, name, change, &[&field, &value]).await
         })
     }
 
@@ -217,18 +232,8 @@ impl FlagStore for RedisStore {
         change: &'a Change<'a>,
     ) -> BoxFuture<'a, Result<(), FlagError>> {
         Box::pin(async move {
-            let mut c = self.conn.clone();
-            redis::Script::new(DELETE_GATE)
-                .key(redis_key(name))
-                .key(redis_history_key(name))
-                .arg(key_field(key))
-                .arg(change.at_ms.to_string())
-                .arg(change.by)
-                .arg(REDIS_HISTORY_MAX)
-                .invoke_async::<i64>(&mut c)
+            self.write(DELETE_GATE, name, change, &[&key_field(key)])
                 .await
-                .map_err(store_err)?;
-            Ok(())
         })
     }
 
@@ -237,21 +242,7 @@ impl FlagStore for RedisStore {
         name: &'a str,
         change: &'a Change<'a>,
     ) -> BoxFuture<'a, Result<(), FlagError>> {
-        Box::pin(async move {
-            let mut c = self.conn.clone();
-            redis::Script::new(DELETE_FLAG)
-                .key(redis_key(name))
-                .key(REDIS_SET)
-                .key(redis_history_key(name))
-                .arg(name)
-                .arg(change.at_ms.to_string())
-                .arg(change.by)
-                .arg(REDIS_HISTORY_MAX)
-                .invoke_async::<i64>(&mut c)
-                .await
-                .map_err(store_err)?;
-            Ok(())
-        })
+        Box::pin(self.write(DELETE_FLAG, name, change, &[]))
     }
 
     fn all_flags(&self) -> BoxFuture<'_, Result<Vec<Flag>, FlagError>> {

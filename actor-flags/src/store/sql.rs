@@ -161,9 +161,9 @@ const DELETE_PERCENTAGE: &str =
     "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = 'percentage'";
 const UPSERT: &str = "INSERT INTO fun_with_flags_toggles (flag_name, gate_type, target, enabled) VALUES ($1, $2, $3, $4)
      ON CONFLICT (flag_name, gate_type, target) DO UPDATE SET enabled = excluded.enabled";
-const DELETE_GATE: &str =
-    "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1 AND gate_type = $2 AND ($3 OR target = $4)";
-const DELETE_FLAG: &str = "DELETE FROM fun_with_flags_toggles WHERE flag_name = $1";
+/// Deletes toggle rows: $1 flag, $2 any gate type, $3 gate type, $4 any target, $5 target.
+const DELETE_ROWS: &str = "DELETE FROM fun_with_flags_toggles
+     WHERE flag_name = $1 AND ($2 OR gate_type = $3) AND ($4 OR target = $5)";
 
 /// A toggle row's value in the history's encoding (FWF's Redis values).
 const ROW_VALUE: &str =
@@ -199,13 +199,13 @@ fn insert_delete_history() -> String {
 const SELECT_HISTORY: &str = "SELECT at_ms, author, gate_type, target, old_value, new_value
      FROM actor_flags_history WHERE flag_name = $1 ORDER BY id DESC LIMIT $2";
 
-/// The history's (gate type, target) of a gate key.
-fn history_key(key: &GateKey) -> (&'static str, String) {
+/// The history's target of a gate key (the percentage gate's is empty: its value says which).
+fn history_target(key: &GateKey) -> String {
     match key {
-        GateKey::Boolean => ("boolean", NO_TARGET.to_owned()),
-        GateKey::Actor(id) => ("actor", id.clone()),
-        GateKey::Group(g) => ("group", g.clone()),
-        GateKey::Percentage => ("percentage", String::new()),
+        GateKey::Boolean => NO_TARGET.to_owned(),
+        GateKey::Actor(id) => id.clone(),
+        GateKey::Group(g) => g.clone(),
+        GateKey::Percentage => String::new(),
     }
 }
 
@@ -279,6 +279,46 @@ impl Tx {
     }
 }
 
+impl SqlStore {
+    /// Deletes the toggle rows of `name` of `gate_type` (`None`: every type) and `target`
+    /// (empty: every target), recording one history entry per row, in one transaction.
+    async fn delete_rows(
+        &self,
+        name: &str,
+        change: &Change<'_>,
+        gate_type: Option<&str>,
+        target: &str,
+    ) -> Result<(), FlagError> {
+        let (any_type, gate_type) = (gate_type.is_none(), gate_type.unwrap_or_default());
+        let any_target = target.is_empty();
+        let history = insert_delete_history();
+        let mut tx = begin!(&self.pool, name);
+        on_tx!(&mut tx, t => {
+            sqlx::query(&history)
+                .bind(name)
+                .bind(change.at_ms)
+                .bind(change.by)
+                .bind(any_type)
+                .bind(gate_type)
+                .bind(any_target)
+                .bind(target)
+                .execute(&mut *t)
+                .await
+                .map_err(store_err)?;
+            sqlx::query(DELETE_ROWS)
+                .bind(name)
+                .bind(any_type)
+                .bind(gate_type)
+                .bind(any_target)
+                .bind(target)
+                .execute(&mut *t)
+                .await
+                .map_err(store_err)?;
+        });
+        tx.commit().await
+    }
+}
+
 impl FlagStore for SqlStore {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Flag>, FlagError>> {
         Box::pin(async move {
@@ -302,7 +342,7 @@ impl FlagStore for SqlStore {
     ) -> BoxFuture<'a, Result<(), FlagError>> {
         Box::pin(async move {
             let (gate_type, target, enabled) = super::sql_row(gate);
-            let (_, history_target) = history_key(&gate.key());
+            let history_target = history_target(&gate.key());
             let history = insert_put_history();
             let mut tx = begin!(&self.pool, name);
             on_tx!(&mut tx, t => {
@@ -346,31 +386,8 @@ impl FlagStore for SqlStore {
         Box::pin(async move {
             let (gate_type, target) = key_row(key);
             let target = target.unwrap_or_default();
-            let any_target = target.is_empty();
-            let history = insert_delete_history();
-            let mut tx = begin!(&self.pool, name);
-            on_tx!(&mut tx, t => {
-                sqlx::query(&history)
-                    .bind(name)
-                    .bind(change.at_ms)
-                    .bind(change.by)
-                    .bind(false)
-                    .bind(gate_type)
-                    .bind(any_target)
-                    .bind(&target)
-                    .execute(&mut *t)
-                    .await
-                    .map_err(store_err)?;
-                sqlx::query(DELETE_GATE)
-                    .bind(name)
-                    .bind(gate_type)
-                    .bind(any_target)
-                    .bind(&target)
-                    .execute(&mut *t)
-                    .await
-                    .map_err(store_err)?;
-            });
-            tx.commit().await
+            self.delete_rows(name, change, Some(gate_type), &target)
+                .await
         })
     }
 
@@ -379,29 +396,7 @@ impl FlagStore for SqlStore {
         name: &'a str,
         change: &'a Change<'a>,
     ) -> BoxFuture<'a, Result<(), FlagError>> {
-        Box::pin(async move {
-            let history = insert_delete_history();
-            let mut tx = begin!(&self.pool, name);
-            on_tx!(&mut tx, t => {
-                sqlx::query(&history)
-                    .bind(name)
-                    .bind(change.at_ms)
-                    .bind(change.by)
-                    .bind(true)
-                    .bind("")
-                    .bind(true)
-                    .bind("")
-                    .execute(&mut *t)
-                    .await
-                    .map_err(store_err)?;
-                sqlx::query(DELETE_FLAG)
-                    .bind(name)
-                    .execute(&mut *t)
-                    .await
-                    .map_err(store_err)?;
-            });
-            tx.commit().await
-        })
+        Box::pin(self.delete_rows(name, change, None, ""))
     }
 
     fn all_flags(&self) -> BoxFuture<'_, Result<Vec<Flag>, FlagError>> {
