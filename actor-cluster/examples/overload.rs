@@ -6,6 +6,11 @@
 //! cargo run --release -p actor-cluster --example overload -- --casts 1000000,10000000 --modes raw,try,wait
 //! ```
 //!
+//! With `--sink-work-us N --until-sent` the flooded node's sink spends N µs on each message and
+//! the run ends when the flood is sent: `queued_at_receiver` and
+//! `flooded_bytes_per_queued_message` measure what a peer writing faster than the receiver
+//! consumes leaves queued there.
+//!
 //! `raw` is ractor's own unbounded `cast`; `try` and `wait` are the bounded sends of
 //! `actor_cluster::remote` (drop when the peer's outbound queue is full, or wait for room).
 //! Each run starts two fresh node processes (this binary in its node role).
@@ -34,6 +39,13 @@ struct Args {
     /// Bound of each peer's outbound queue (messages); the node default when unset.
     #[arg(long)]
     max_outbound: Option<u64>,
+    /// CPU the flooded node's sink spends on each message, µs (0: it keeps up). A slow sink
+    /// measures what queues on the receiving side.
+    #[arg(long, default_value_t = 0)]
+    sink_work_us: u64,
+    /// End a run when the flood has been sent, without waiting for delivery (with a slow sink).
+    #[arg(long)]
+    until_sent: bool,
     /// Longest a run may take, seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -58,7 +70,7 @@ async fn node_role(args: Args, name: String) -> Result<(), Box<dyn std::error::E
         b = b.seeds(args.seeds);
     }
     let node = b.start().await?;
-    let flood = Flood::start(&node).await?;
+    let flood = Flood::start_with(&node, Duration::from_micros(args.sink_work_us)).await?;
     serve(node, Arc::new(flood)).await;
     Ok(())
 }
@@ -93,7 +105,9 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
     if let Some(m) = args.max_outbound {
         extra.extend(["--max-outbound".to_owned(), m.to_string()]);
     }
-    let b = TestNode::start(&exe, "flooded", &extra).await?;
+    let mut b_args = extra.clone();
+    b_args.extend(["--sink-work-us".to_owned(), args.sink_work_us.to_string()]);
+    let b = TestNode::start(&exe, "flooded", &b_args).await?;
     let mut a_args = extra.clone();
     a_args.extend(["--seed".to_owned(), b.addr()]);
     let a = TestNode::start(&exe, "flooder", &a_args).await?;
@@ -145,7 +159,7 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
         }
         let received = b.command(&FloodCmd::SinkCount).await?.as_u64().unwrap_or(0);
         let sent = st["sent"].as_u64().unwrap_or(0);
-        if st["done"].as_bool() == Some(true) && received >= sent {
+        if st["done"].as_bool() == Some(true) && (received >= sent || args.until_sent) {
             break (st, received);
         }
         if Instant::now() > deadline {
@@ -155,6 +169,7 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
     let secs = t0.elapsed().as_secs_f64();
     let (rss_a, hwm_a) = rss(a.process_id());
     let (rss_b, hwm_b) = rss(b.process_id());
+    let sent = status["sent"].as_u64().unwrap_or(0);
     Ok(json!({
         "bench": "overload",
         "mode": mode,
@@ -172,6 +187,13 @@ async fn run(args: &Args, mode: &str, n: u64) -> Result<Value, Box<dyn std::erro
         "flooded_rss_start_mib": base_b.round(),
         "flooded_peak_rss_mib": hwm_b.round(),
         "flooded_rss_end_mib": rss_b.round(),
+        "sink_work_us": args.sink_work_us,
+        "queued_at_receiver": sent.saturating_sub(received),
+        "flooded_bytes_per_queued_message": if sent > received {
+            ((rss_b - base_b) * 1024.0 * 1024.0 / (sent - received) as f64).round()
+        } else {
+            0.0
+        },
         "member_down_events": downs(&a) + downs(&b),
         "call_during_flood": call,
     }))

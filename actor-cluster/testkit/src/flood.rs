@@ -28,7 +28,10 @@ pub enum SinkMsg {
     Count(RpcReplyPort<u64>),
 }
 
-struct Sink;
+/// The sink: counts items, spending `work` of CPU on each (a slow consumer when not zero).
+struct Sink {
+    work: Duration,
+}
 
 impl Actor for Sink {
     type Msg = SinkMsg;
@@ -51,6 +54,10 @@ impl Actor for Sink {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SinkMsg::Item(_) => {
+                let began = Instant::now();
+                while began.elapsed() < self.work {
+                    std::hint::spin_loop();
+                }
                 n.fetch_add(1, Ordering::Relaxed);
             }
             SinkMsg::Count(reply) => {
@@ -165,8 +172,14 @@ fn target(remote: &Remote, to: Option<&str>) -> Result<ActorRef<SinkMsg>, String
 impl Flood {
     /// Spawns this node's sink and registers it under the group `flood-sink`.
     pub async fn start(node: &Node) -> Result<Self, ractor::SpawnErr> {
+        Self::start_with(node, Duration::ZERO).await
+    }
+
+    /// [`Flood::start`] with a sink that spends `work` of CPU on every item: a consumer slower
+    /// than the wire, so what arrives queues in this node's mailboxes.
+    pub async fn start_with(node: &Node, work: Duration) -> Result<Self, ractor::SpawnErr> {
         let received = Arc::new(AtomicU64::new(0));
-        let (sink, _) = Actor::spawn(None, Sink, received.clone()).await?;
+        let (sink, _) = Actor::spawn(None, Sink { work }, received.clone()).await?;
         remote::register("flood-sink", &sink);
         Ok(Self {
             received,
