@@ -70,10 +70,12 @@ impl AdminAuth {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())?;
+        // An empty token never matches: it would let in every `Bearer ` header.
         let bearer = |t: &str| {
-            value
-                .strip_prefix("Bearer ")
-                .is_some_and(|given| bool::from(given.as_bytes().ct_eq(t.as_bytes())))
+            !t.is_empty()
+                && value
+                    .strip_prefix("Bearer ")
+                    .is_some_and(|given| bool::from(given.as_bytes().ct_eq(t.as_bytes())))
         };
         match self {
             AdminAuth::Token(t) => bearer(t).then(|| TOKEN_LABEL.to_owned()),

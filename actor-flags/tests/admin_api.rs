@@ -242,6 +242,18 @@ async fn writes_are_recorded_with_the_callers_label_and_served_as_history() {
             },
         ]),
     );
+    // An empty token lets nobody in.
+    let empty = router(
+        flags.clone(),
+        AdminAuth::Tokens(vec![AdminToken {
+            label: "nobody".into(),
+            token: String::new(),
+        }]),
+    );
+    assert_eq!(
+        call(&empty, "GET", "/flags", Some("Bearer "), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let alice = Some("Bearer a-token");
     let deploy = Some("Bearer d-token");
     assert_eq!(
