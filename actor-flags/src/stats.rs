@@ -1,15 +1,16 @@
 //! Evaluation counters and unknown-name tracking.
 //!
 //! Counters are opt-in ([`crate::Flags::count_evaluations`]). A counted check must stay within
-//! a couple of nanoseconds, so it does no atomic read-modify-write: every thread owns a shard of
-//! plain counters (one true and one false count per flag slot, indexed by a process-wide slot
-//! number) and bumps its own with a relaxed load and store. Only the owning thread writes a
-//! shard; readers sum every live shard plus the counts of threads that ended.
+//! a couple of nanoseconds, so it does no atomic read-modify-write: every thread holds a shard
+//! of counters (one true and one false count per flag slot, indexed by a process-wide slot
+//! number) and bumps its own with a relaxed load and store. Only the holding thread writes a
+//! shard; readers sum every shard. A thread that ends leaves its shard, counts included, to the
+//! next thread that counts.
 //!
 //! Checks by name of a flag this node does not know are counted per name (up to
 //! [`MAX_UNKNOWN`] names; past that in one overflow count) and logged once per name.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,105 +29,94 @@ pub(crate) fn next_slot_id() -> u32 {
     NEXT_SLOT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// One thread's counters: `2 * slot` counts false answers, `2 * slot + 1` true ones.
+/// One thread's counters: `2 * slot` counts false answers, `2 * slot + 1` true ones. A shard
+/// is never freed: it stays in [`SHARDS`] (its counts are part of every sum) and, when its
+/// thread ends, goes to [`FREE`] for the next thread. Only the thread holding it writes it.
 struct Shard {
     counts: Box<[AtomicU64]>,
 }
 
 impl Shard {
-    fn with_len(len: usize) -> Arc<Self> {
-        Arc::new(Self {
-            counts: (0..len).map(|_| AtomicU64::new(0)).collect(),
-        })
-    }
-
     fn get(&self, i: usize) -> u64 {
         self.counts.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
-/// Every live thread's shard, and the sums of the threads that ended.
-struct Registry {
-    live: Vec<Arc<Shard>>,
-    retired: Vec<u64>,
-}
-
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    live: Vec::new(),
-    retired: Vec::new(),
-});
-
-/// The thread's own shard; on thread exit its counts move to the registry's sums.
-struct Local(Option<Arc<Shard>>);
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let Some(shard) = self.0.take() else { return };
-        let mut reg = REGISTRY.lock();
-        reg.live.retain(|s| !Arc::ptr_eq(s, &shard));
-        if reg.retired.len() < shard.counts.len() {
-            let len = shard.counts.len();
-            reg.retired.resize(len, 0);
-        }
-        for (sum, c) in reg.retired.iter_mut().zip(shard.counts.iter()) {
-            *sum += c.load(Ordering::Relaxed);
-        }
-    }
-}
+/// Every shard ever made: as many as threads counted at once, times the growth steps.
+static SHARDS: Mutex<Vec<&'static Shard>> = Mutex::new(Vec::new());
+/// Shards whose thread ended, for the next thread to take.
+static FREE: Mutex<Vec<&'static Shard>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local(None)) };
+    /// The thread's shard. A `Cell` of a reference, const-initialized and without a
+    /// destructor: reading it is one thread-local load, with no state check and no borrow flag.
+    static SHARD: Cell<Option<&'static Shard>> = const { Cell::new(None) };
+    /// Gives the thread's shard back when the thread ends (touched once, in the slow path).
+    static GUARD: Guard = const { Guard };
+}
+
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(Some(s)) = SHARD.try_with(Cell::take) {
+            FREE.lock().push(s);
+        }
+    }
 }
 
 /// Counts one answer of slot `slot` on this thread.
 #[inline]
 pub(crate) fn tally(slot: u32, enabled: bool) {
     let i = 2 * slot as usize + usize::from(enabled);
-    // `try_with`: a check made while this thread's locals are being destroyed is not counted.
-    let _ = LOCAL.try_with(|l| {
-        if let Ok(l) = l.try_borrow() {
-            if let Some(c) = l.0.as_ref().and_then(|s| s.counts.get(i)) {
-                c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                return;
-            }
-        }
-        grow_and_tally(l, i);
-    });
-}
-
-/// The slow path: this thread has no shard yet, or one too short for `i`.
-#[cold]
-fn grow_and_tally(l: &RefCell<Local>, i: usize) {
-    let Ok(mut l) = l.try_borrow_mut() else {
+    // A check made while this thread's locals are being destroyed is not counted.
+    let Ok(shard) = SHARD.try_with(Cell::get) else {
         return;
     };
-    let len = (i + 1).next_power_of_two().max(256);
-    let next = Shard::with_len(len);
-    let mut reg = REGISTRY.lock();
-    if let Some(old) = l.0.take() {
-        for (n, o) in next.counts.iter().zip(old.counts.iter()) {
-            n.store(o.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-        reg.live.retain(|s| !Arc::ptr_eq(s, &old));
+    match shard.and_then(|s| s.counts.get(i)) {
+        // Only this thread writes its shard: a load and a store, no read-modify-write.
+        Some(c) => c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed),
+        None => grow_and_tally(i),
     }
-    if let Some(c) = next.counts.get(i) {
+}
+
+/// The slow path: this thread has no shard yet, or one too short for `i`. It takes a free
+/// shard long enough, or makes one; a shard too short goes back to the free ones.
+#[cold]
+fn grow_and_tally(i: usize) {
+    let _ = GUARD.try_with(|_| ());
+    let Ok(old) = SHARD.try_with(Cell::take) else {
+        return;
+    };
+    let mut free = FREE.lock();
+    if let Some(old) = old {
+        free.push(old);
+    }
+    let shard = match free.iter().position(|s| s.counts.len() > i) {
+        Some(at) => free.swap_remove(at),
+        None => {
+            let len = (i + 1).next_power_of_two().max(256);
+            let shard: &'static Shard = Box::leak(Box::new(Shard {
+                counts: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            }));
+            SHARDS.lock().push(shard);
+            shard
+        }
+    };
+    drop(free);
+    if let Some(c) = shard.counts.get(i) {
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
-    reg.live.push(next.clone());
-    l.0 = Some(next);
+    let _ = SHARD.try_with(|c| c.set(Some(shard)));
 }
 
 /// (false, true) answers counted for `slot`, over every thread.
 pub(crate) fn counts(slot: u32) -> (u64, u64) {
-    let reg = REGISTRY.lock();
     let (f, t) = (2 * slot as usize, 2 * slot as usize + 1);
-    let retired = |i: usize| reg.retired.get(i).copied().unwrap_or(0);
-    let mut sum = (retired(f), retired(t));
-    for s in &reg.live {
-        sum.0 += s.get(f);
-        sum.1 += s.get(t);
-    }
-    sum
+    SHARDS
+        .lock()
+        .iter()
+        .fold((0, 0), |(a, b), s| (a + s.get(f), b + s.get(t)))
 }
 
 /// Checks by name of flags that do not exist.

@@ -6,7 +6,8 @@
 //!   on 2 threads (wall time for 2 × 10 M);
 //! * `check_details`: ns per `Flags::evaluate` (reason, gate, version) by handle, by name and
 //!   with an actor gate; per check of a name that does not exist (counted, logged once); and per
-//!   check with the evaluation counters on (by handle, by name, actor gate), then off again;
+//!   check with the evaluation counters on (by handle, by name, actor gate), then off again (by
+//!   handle and by name, for a paired comparison);
 //! * `propagation`: 5 node processes (this binary) on one SQLite file; 1,000 toggles on one
 //!   node, 2 ms apart; p50/p99 from the write's version (the wall-clock part of its HLC stamp) until each other
 //!   node installed it.
@@ -81,8 +82,9 @@ async fn checks() -> Result<(), BoxErr> {
     let counted_actor = per_check(5_000_000, || flags.enabled_for("actor_gate", "user:1"));
     flags.count_evaluations(false);
     let uncounted_handle = per_check(n, || handle.enabled());
+    let uncounted_name = per_check(n, || flags.enabled("bool_on"));
     println!(
-        "{{\"bench\":\"check_details\",\"ns_evaluate_by_handle\":{eval_handle:.2},\"ns_evaluate_by_name\":{eval_name:.2},\"ns_evaluate_actor_gate\":{eval_actor:.1},\"ns_unknown_name\":{unknown:.1},\"ns_by_handle_counted\":{counted_handle:.2},\"ns_by_name_counted\":{counted_name:.2},\"ns_actor_gate_counted\":{counted_actor:.1},\"ns_by_handle_uncounted_again\":{uncounted_handle:.2}}}"
+        "{{\"bench\":\"check_details\",\"ns_evaluate_by_handle\":{eval_handle:.2},\"ns_evaluate_by_name\":{eval_name:.2},\"ns_evaluate_actor_gate\":{eval_actor:.1},\"ns_unknown_name\":{unknown:.1},\"ns_by_handle_counted\":{counted_handle:.2},\"ns_by_name_counted\":{counted_name:.2},\"ns_actor_gate_counted\":{counted_actor:.1},\"ns_by_handle_uncounted_again\":{uncounted_handle:.2},\"ns_by_name_uncounted_again\":{uncounted_name:.2}}}"
     );
     Ok(())
 }
