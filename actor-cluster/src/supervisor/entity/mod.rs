@@ -44,6 +44,8 @@ use super::host::Envelope;
 use super::{ChildStatus, DistChildSpec, DistSupervisorError, DistributedSupervisor, PutOutcome};
 use crate::registry::{Owner, RegistryEvent};
 
+mod exit;
+
 /// A kind of stateful actor that the distributed supervisor runs by id, somewhere in the
 /// cluster. Register it on every node that may run it with
 /// [`super::DistributedSupervisorBuilder::entity`].
@@ -487,46 +489,6 @@ impl<E: Entity> EntityRef<E> {
             )),
             Err(_) => Err(exited(gone)),
         }
-    }
-}
-
-impl<E: Entity> EntityRef<E> {
-    /// Why the incarnation `t` failed, from the registration of the next one on its node
-    /// (waiting a moment for it).
-    async fn exit_reason(
-        &self,
-        events: &mut broadcast::Receiver<RegistryEvent>,
-        t: &Target<E>,
-        deadline: Instant,
-    ) -> Option<String> {
-        let read = |meta: &[u8]| {
-            meta.strip_prefix(super::EXIT_MAGIC)
-                .map(|r| String::from_utf8_lossy(r).into_owned())
-        };
-        if let Some(e) = self.sup.registry().entry(&self.id) {
-            if e.owner == t.owner && e.cell.as_ref().map(|c| c.get_id()) != Some(t.actor.get_id()) {
-                if let Some(r) = read(&e.meta) {
-                    return Some(r);
-                }
-            }
-        }
-        // The restart registers the next incarnation after the failure; on a loaded machine
-        // that can take a while.
-        let grace = deadline.min(Instant::now() + EXIT_GRACE);
-        let wait = async {
-            loop {
-                match events.recv().await {
-                    Ok(RegistryEvent::Registered { name, owner, meta })
-                        if name == self.id && owner == t.owner =>
-                    {
-                        return read(&meta)
-                    }
-                    Ok(_) => {}
-                    Err(_) => return None,
-                }
-            }
-        };
-        tokio::time::timeout_at(grace, wait).await.ok().flatten()
     }
 }
 
