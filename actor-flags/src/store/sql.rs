@@ -144,10 +144,29 @@ impl SqlStore {
              ON actor_flags_history (flag_name, id)"
                 .to_owned(),
         ];
-        for sql in &statements {
-            on_pool!(&self.pool, p => {
-                sqlx::query(sql).execute(p).await.map_err(store_err)?;
-            });
+        match &self.pool {
+            SqlPool::Postgres(p) => {
+                // Nodes that start together against a fresh database would race on the
+                // catalog (`CREATE TABLE IF NOT EXISTS` is not safe concurrently in Postgres):
+                // one migration at a time.
+                let mut tx = p.begin().await.map_err(store_err)?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('actor_flags_migrate'))")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                for sql in &statements {
+                    sqlx::query(sql)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                }
+                tx.commit().await.map_err(store_err)?;
+            }
+            SqlPool::Sqlite(p) => {
+                for sql in &statements {
+                    sqlx::query(sql).execute(p).await.map_err(store_err)?;
+                }
+            }
         }
         Ok(())
     }
