@@ -47,6 +47,11 @@ impl SeqTracker {
         true
     }
 
+    /// Whether `seq` is known.
+    pub fn contains(&self, seq: u64) -> bool {
+        seq <= self.through || self.above.contains(&seq)
+    }
+
     /// Every sequence number up to this one is known.
     pub fn through(&self) -> u64 {
         self.through

@@ -39,6 +39,7 @@ fn args(store: &PokerStore, id: u64) -> RankingArgs {
             top_n: 10,
             publish_every: Duration::from_millis(10),
             gap_timeout: Duration::from_millis(100),
+            fail_one_in: 0,
         },
     }
 }

@@ -133,6 +133,11 @@ pub struct RankingOptions {
     pub publish_every: Duration,
     /// A hole in the sequence numbers open this long makes the actor re-read the database.
     pub gap_timeout: Duration,
+    /// Fault injection (0: off): the handler fails, before applying it, on a new hand whose
+    /// tournament and sequence number hash to 0 modulo this. The entity restarts in place and
+    /// re-reads the database, which has the hand (it is written before it is sent). The chaos
+    /// run uses it; [`purposeful_failures`] counts them.
+    pub fail_one_in: u64,
 }
 
 impl Default for RankingOptions {
@@ -141,8 +146,17 @@ impl Default for RankingOptions {
             top_n: 10,
             publish_every: Duration::from_millis(50),
             gap_timeout: Duration::from_millis(300),
+            fail_one_in: 0,
         }
     }
+}
+
+static PURPOSEFUL_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times this process's ranking handlers failed on purpose
+/// ([`RankingOptions::fail_one_in`]).
+pub fn purposeful_failures() -> u64 {
+    PURPOSEFUL_FAILURES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What a ranking actor is started with.
@@ -300,11 +314,44 @@ impl Actor for TournamentRanking {
 }
 
 impl RankingState {
+    /// The injected fault of [`RankingOptions::fail_one_in`], if one of these new hands is due
+    /// to fail.
+    fn fail_on_purpose(&self, events: &[HandFinished]) -> Result<(), ActorProcessingErr> {
+        let n = self.args.options.fail_one_in;
+        let Some(r) = self.ranking.as_ref().filter(|_| n > 0) else {
+            return Ok(());
+        };
+        let due = events.iter().find(|ev| {
+            let h = ev
+                .seq
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(self.args.tournament);
+            !r.seqs().contains(ev.seq) && (h ^ (h >> 29)) % n == 0
+        });
+        match due {
+            Some(ev) => {
+                PURPOSEFUL_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(format!(
+                    "fault injection: the handler fails on hand {} on purpose",
+                    ev.seq
+                )
+                .into())
+            }
+            None => Ok(()),
+        }
+    }
+
     async fn on_msg(&mut self, msg: RankingMsg) -> Result<(), ActorProcessingErr> {
         let st = self;
         match msg {
-            RankingMsg::Hand(ev) => st.apply(std::slice::from_ref(&ev)),
-            RankingMsg::Hands(evs) => st.apply(&evs),
+            RankingMsg::Hand(ev) => {
+                st.fail_on_purpose(std::slice::from_ref(&ev))?;
+                st.apply(std::slice::from_ref(&ev))
+            }
+            RankingMsg::Hands(evs) => {
+                st.fail_on_purpose(&evs)?;
+                st.apply(&evs)
+            }
             RankingMsg::Standings(offset, limit, reply) => {
                 let rows = st
                     .ranking

@@ -128,6 +128,8 @@ pub enum AppCmd {
         /// The names.
         names: Vec<String>,
     },
+    /// How many times this process's ranking handlers failed on purpose (`--fail-hand-one-in`).
+    Failures,
     /// Opens tournaments from this node (their ranking actors start somewhere in the
     /// cluster); replies with their child ids.
     Open {
@@ -167,6 +169,7 @@ impl ControlExtension for Commands {
                     .map(|n| json!(n))
                     .map_err(|e| e.to_string()),
                 AppCmd::Owners => Ok(json!(app.dsup.registry().owners())),
+                AppCmd::Failures => Ok(json!(actor_poker::actor::purposeful_failures())),
                 AppCmd::Register { name } => {
                     let (actor, _) = ractor::Actor::spawn(None, ProbeActor, ())
                         .await

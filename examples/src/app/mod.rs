@@ -70,6 +70,10 @@ pub struct NodeConfig {
     /// `/metrics`); about a nanosecond a check.
     #[arg(long, env = "NODE_COUNT_FLAG_CHECKS")]
     pub count_flag_checks: bool,
+    /// Fault injection for the chaos run (0: off): ranking handlers fail on about one new hand
+    /// in this many, and restart from the database.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub fail_hand_one_in: u64,
 }
 
 impl NodeConfig {
@@ -92,6 +96,7 @@ impl NodeConfig {
             admin: None,
             admin_token: None,
             count_flag_checks: false,
+            fail_hand_one_in: 0,
         }
     }
 }
@@ -215,7 +220,11 @@ impl App {
         let cluster_flags =
             ClusterFlags::start(&node, flags.clone(), Duration::from_secs(30)).await?;
         let dsup = if ranking {
-            actor_poker::start_supervisor(&node, &store, RankingOptions::default()).await?
+            let options = RankingOptions {
+                fail_one_in: cfg.fail_hand_one_in,
+                ..RankingOptions::default()
+            };
+            actor_poker::start_supervisor(&node, &store, options).await?
         } else {
             DistributedSupervisor::builder(actor_poker::SUPERVISOR)
                 .start(&node)

@@ -2,7 +2,8 @@
 //! played and flags change all the time, and a seeded schedule of faults hits the nodes: kill -9
 //! (and a restart), SIGSTOP/SIGCONT, partitions and heals, graceful restarts, slow and lossy
 //! links (delay, jitter, lost probe frames), a node's clock 5 s off, and join storms (two nodes
-//! killed and started again at once). The schedule is printed first, so a run can be replayed
+//! killed and started again at once); ranking handlers fail on some hands (about one new hand
+//! in `--fail-hand-one-in`) and restart from the database. The schedule is printed first, so a run can be replayed
 //! with `--seed`; `--seeds A..B` runs a range, `--random-seed` one seed drawn now. After the faults stop and the cluster
 //! settles, it checks:
 //!
@@ -63,6 +64,10 @@ struct Cli {
     /// The database (default: a new SQLite file in the temporary directory).
     #[arg(long)]
     store: Option<String>,
+    /// Ranking handlers fail on about one new hand in this many and restart from the
+    /// database (0: never).
+    #[arg(long, default_value_t = 2000)]
+    fail_hand_one_in: u64,
     /// Checks the checker: after the faults, change a flag behind the caches' back and swap
     /// two rows of a tournament's stored standings. The run must then FAIL.
     #[arg(long, hide = true)]
@@ -186,10 +191,20 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     let flag_store = examples::app::flag_store(&store_url).await?;
     let exe = std::env::current_exe()?;
     let node_args = |seeds: &[String]| {
-        let mut a: Vec<String> = ["--role", "node", "--store", &store_url, "--cookie", "chaos"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let fail = cli.fail_hand_one_in.to_string();
+        let mut a: Vec<String> = [
+            "--role",
+            "node",
+            "--store",
+            &store_url,
+            "--cookie",
+            "chaos",
+            "--fail-hand-one-in",
+            &fail,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         for s in seeds {
             a.extend(["--seed".to_string(), s.clone()]);
         }
@@ -566,6 +581,16 @@ async fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         "load:        {} tournaments, {} hands, {flag_changes} flag changes",
         ids.len(),
         progress.hands.load(Ordering::Relaxed)
+    );
+    let mut failures = 0u64;
+    for x in &nodes {
+        if let Ok(v) = x.command(&AppCmd::Failures).await {
+            failures += v.as_u64().unwrap_or(0);
+        }
+    }
+    println!(
+        "handlers:    {failures} failed on purpose (about one new hand in {}; counted on the nodes alive at the end)",
+        cli.fail_hand_one_in
     );
     println!("checks:      {checks} ({finished} tournaments' standings equal the database)");
     if violations.is_empty() {
