@@ -63,7 +63,7 @@ fn me(name: &str) -> crate::NodeIdentity {
 pub fn wire_seeds() -> Vec<Vec<u8>> {
     use actor_cluster_proto::registry::RegPeerMsg;
     use actor_cluster_proto::replication::SyncMsg;
-    use actor_cluster_proto::supervisor::{SupPeerMsg, TableDigest};
+    use actor_cluster_proto::supervisor::{SeenEntry, SupPeerMsg, TableDigest};
     use actor_core::fuzzing::input_for;
     let owner = crate::registry::Owner {
         node: "n1".into(),
@@ -71,11 +71,17 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
     };
     let digest = SupPeerMsg::Table(SyncMsg::Digest {
         from: "n1".into(),
-        digest: TableDigest {
-            rows: 10,
-            newest: actor_core::hlc::Stamp::at(99, "n1"),
-        },
+        digest: TableDigest { rows: 10, sum: 99 },
     });
+    let seen = SupPeerMsg::Seen {
+        from: "n1".into(),
+        seen: vec![SeenEntry {
+            node: "n2".into(),
+            inc: 1_800_000_000_000_000_000,
+            seq: 12,
+        }],
+        ask: false,
+    };
     [
         input_for(
             1,
@@ -89,6 +95,7 @@ pub fn wire_seeds() -> Vec<Vec<u8>> {
             crate::supervisor::DsupWire::Peer(SupPeerMsg::Leaving("n1".into())),
         ),
         input_for(2, crate::supervisor::DsupWire::Peer(digest)),
+        input_for(2, crate::supervisor::DsupWire::Peer(seen)),
     ]
     .into_iter()
     .flatten()

@@ -5,10 +5,16 @@
 //! `--scale 100,300,1000 [--seed N]` runs scale scenarios instead: one JSON line per size with
 //! formation, join, crash and freeze convergence (virtual seconds) and traffic per node per
 //! second while idle and during churn.
+//!
+//! `--churn 1000000 [--wave 1000] [--seed N]` starts and terminates that many short-lived
+//! children on three nodes, a wave a second, and prints a JSON line per sample of the
+//! replicated state (rows, tombstones and bytes of the child table, registry names).
 
 use std::time::Instant;
 
-use actor_cluster_proto::sim::{run_scale, run_seed, Class, ScaleReport, ScaleScenario};
+use actor_cluster_proto::sim::{
+    run_churn, run_scale, run_seed, ChurnScenario, Class, ScaleReport, ScaleScenario,
+};
 
 fn arg(name: &str) -> Option<u64> {
     let args: Vec<String> = std::env::args().collect();
@@ -45,7 +51,40 @@ fn scale_line(r: &ScaleReport) -> String {
 }
 
 #[allow(clippy::print_stdout)]
+fn churn(children: u64) {
+    let wave = arg("--wave").unwrap_or(1000).max(1);
+    let sc = ChurnScenario {
+        children,
+        wave,
+        sample_every: (children / wave / 20).max(1),
+        seed: arg("--seed").unwrap_or(1),
+    };
+    match run_churn(&sc) {
+        Ok(r) => {
+            for s in &r.samples {
+                println!(
+                    "{{\"started\":{},\"rows\":{},\"tombstones\":{},\"row_bytes\":{},\"registry_names\":{},\"collected\":{}}}",
+                    s.started, s.rows, s.tombstones, s.row_bytes, s.names, s.collected
+                );
+            }
+            println!(
+                "{{\"children\":{children},\"wave\":{wave},\"wall_s\":{:.1}}}",
+                r.wall.as_secs_f64()
+            );
+        }
+        Err(v) => {
+            println!("FAIL {v}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
 fn main() {
+    if let Some(children) = arg("--churn") {
+        churn(children);
+        return;
+    }
     let args: Vec<String> = std::env::args().collect();
     if let Some(sizes) = args
         .iter()

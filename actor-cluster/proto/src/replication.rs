@@ -15,7 +15,8 @@
 //!   source of truth (the flag store);
 //! * repairs are rate-limited per peer (one per `min_repair`), so a peer that stays different
 //!   (a partition, a message lost for good) costs one repair per interval, not one per digest;
-//! * a delta that arrives out of sequence ([`Merged::Gap`]) pulls the sender's state;
+//! * a delta that arrives out of sequence ([`Merged::Gap`]) pulls the sender's state (one pull
+//!   outstanding per peer: the next may follow its answer, or `min_repair` later);
 //! * a peer that comes up gets this node's state at once ([`Replicator::on_peer_up`]);
 //! * the replicator tracks which peers' state this node has received since they came up
 //!   ([`Replicator::is_synced_with`]): the supervisor's join rule reads it.
@@ -257,13 +258,10 @@ impl Replicator {
                     }
                     changes = c;
                 }
-                // Pulled at once: a gap is certain, not a guess from a digest.
-                Merged::Gap => out.push(SyncOut::Send(
-                    from,
-                    SyncMsg::Pull {
-                        from: self.me.clone(),
-                    },
-                )),
+                // Pulled at once (a gap is certain, not a guess from a digest), but one pull
+                // at a time: the deltas that follow a gap gap too until the copy arrives, and
+                // the copy has them all.
+                Merged::Gap => self.pull_from::<S>(&from, now, &mut out),
             },
             SyncMsg::Digest { from, digest } => {
                 if from == self.me {

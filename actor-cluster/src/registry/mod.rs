@@ -267,6 +267,14 @@ impl Registry {
         self.shared.removed_meta.lock().remove(name)
     }
 
+    /// Drops the metadata kept of these removed names (children that are gone for good).
+    pub(crate) fn forget_removed_meta(&self, names: &[String]) {
+        let mut removed = self.shared.removed_meta.lock();
+        for n in names {
+            removed.remove(n);
+        }
+    }
+
     /// Waits (at most `timeout`) until every other replica has applied everything this replica
     /// sent it so far: call before a node shuts down, so its last changes are not lost with its
     /// connections.

@@ -83,6 +83,8 @@ pub(crate) struct DState {
     pub(crate) summaries: Arc<crate::Summaries>,
     /// The child table's summary on the membership probes (set in `pre_start`).
     pub(crate) summary: Option<crate::SummarySlot>,
+    /// Until when this node's children may act (published after every input).
+    pub(crate) fence: super::LeaseFence,
 }
 
 impl RegistryView for Registry {
@@ -141,6 +143,12 @@ impl DsupActor {
                     let _ = st.registry.unregister(&id).await;
                 }
                 SupEffect::Event(ev) => Self::event(st, ev),
+                SupEffect::Collected(ids) => {
+                    for id in &ids {
+                        st.last_exit.remove(id);
+                    }
+                    st.registry.forget_removed_meta(&ids);
+                }
             }
         }
         if st.core.wants_reconcile() && !st.reconcile_pending {
@@ -215,6 +223,7 @@ impl DsupActor {
             handoff,
             supervisor: myself.get_cell(),
             registry: st.registry.clone(),
+            fence: st.fence.clone(),
         };
         let cell = match kind.start(ctx).await {
             Ok(c) => c,
@@ -435,9 +444,21 @@ impl Actor for DsupActor {
                 effects
             }
             DsupMsg::Summary(peer, theirs) => st.core.on_table_summary(now, &peer, theirs),
-            DsupMsg::Tick => st.core.tick(now, &st.registry),
+            DsupMsg::Tick => {
+                let effects = st.core.tick(now, &st.registry);
+                let table = st.core.table();
+                let sup = st.group.clone();
+                metrics::gauge!("dsup_table_rows", "supervisor" => sup.clone())
+                    .set(table.len() as f64);
+                metrics::gauge!("dsup_table_tombstones", "supervisor" => sup.clone())
+                    .set(table.tombstone_count() as f64);
+                metrics::counter!("dsup_tombstones_collected_total", "supervisor" => sup)
+                    .absolute(st.core.tombstones_collected());
+                effects
+            }
         };
         self.apply(&myself, st, effects).await;
+        st.fence.set(st.core.fence(now));
         let summary = st.core.table_summary();
         if let Some(slot) = &st.summary {
             slot.set(summary);

@@ -98,6 +98,7 @@ impl DistributedSupervisorBuilder {
             last_exit: HashMap::new(),
             summaries: node.summaries().clone(),
             summary: None,
+            fence: super::LeaseFence::default(),
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;

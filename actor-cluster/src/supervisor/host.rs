@@ -241,6 +241,7 @@ pub(crate) struct HostArgs<E: Entity> {
     handoff: Option<E::Handoff>,
     context: Arc<E::Context>,
     registry: Registry,
+    fence: super::LeaseFence,
 }
 
 pub(crate) struct HostState<E: Entity> {
@@ -253,6 +254,7 @@ pub(crate) struct HostState<E: Entity> {
     args: Vec<u8>,
     /// When the last in-place restarts were.
     restarts: Vec<std::time::Instant>,
+    fence: super::LeaseFence,
 }
 
 impl<E: Entity> Actor for Host<E> {
@@ -273,6 +275,7 @@ impl<E: Entity> Actor for Host<E> {
             handoff_to: None,
             args: a.encoded,
             restarts: Vec::new(),
+            fence: a.fence,
         })
     }
 
@@ -299,6 +302,17 @@ impl<E: Entity> Actor for Host<E> {
             return Err(format!("entity {:?} is not started", st.ctx.id()).into());
         };
         match msg.0 {
+            Inner::Msg { outcome, .. } if !st.fence.is_open() => {
+                // Not handled: the majority may run this entity elsewhere by now. A caller
+                // learns so (`FENCED`), and sends its call again where the entity runs next.
+                tracing::warn!(
+                    entity = st.ctx.id(),
+                    "lease lapsed: the entity stops unhandled"
+                );
+                report(outcome, &Err(super::FENCED.into()));
+                myself.stop(Some(super::FENCED.to_owned()));
+                Ok(())
+            }
             Inner::Msg { msg, outcome } => {
                 let result = entity.handle(&st.ctx, msg).await;
                 report(outcome, &result);
@@ -396,6 +410,7 @@ impl<E: Entity> ChildKind for EntityKind<E> {
                 handoff,
                 context,
                 registry: ctx.registry,
+                fence: ctx.fence,
             };
             let (actor, _) =
                 Actor::spawn_linked(None, Host::<E>(PhantomData), args, ctx.supervisor).await?;

@@ -30,6 +30,7 @@ mod builder;
 mod calls;
 mod entity;
 mod error;
+mod fence;
 mod host;
 
 use std::collections::HashMap;
@@ -44,6 +45,7 @@ pub use actor_cluster_proto::supervisor::{
 pub use self::builder::DistributedSupervisorBuilder;
 pub use self::entity::{entity_spec, Entity, EntityContext, EntityRef, Started};
 pub use self::error::DistSupervisorError;
+pub use self::fence::{LeaseFence, FENCED};
 pub use self::host::Envelope;
 use actor_cluster_proto::wire::supervisor_group;
 use actor_cluster_proto::Now;
@@ -76,6 +78,10 @@ pub struct StartContext {
     pub supervisor: ActorCell,
     /// The supervisor's registry (a typed entity publishes its handoff state there).
     pub(crate) registry: Registry,
+    /// Whether this node may act for its children now (quorum placement: while it holds its
+    /// lease). Typed entities are fenced by their host; a custom kind checks
+    /// [`LeaseFence::is_open`] before acting on anything outside its process.
+    pub fence: LeaseFence,
 }
 
 /// A factory for children of one kind, registered on each node that can run them.
@@ -123,6 +129,11 @@ pub struct DistChildCount {
     pub running: usize,
     /// Children marked failed.
     pub failed: usize,
+    /// Terminated children whose tombstones this node still keeps (until every member has
+    /// seen them; see the runtime-semantics chapter).
+    pub tombstones: usize,
+    /// Rows of this node's replica of the child table, tombstones included.
+    pub rows: usize,
 }
 
 pub(crate) struct Inner {
@@ -325,8 +336,11 @@ impl DistributedSupervisor {
     /// Every child, with the node it runs on (this node's view of the cluster).
     pub async fn which_children(&self) -> Result<Vec<DistChildInfo>, DistSupervisorError> {
         let rows = self.ask(DsupMsg::Table).await?;
-        Ok(rows
-            .into_iter()
+        Ok(self.infos(rows))
+    }
+
+    fn infos(&self, rows: Vec<Row>) -> Vec<DistChildInfo> {
+        rows.into_iter()
             .filter(|r| r.status != ChildStatus::Removed)
             .map(|r| DistChildInfo {
                 node: self.inner.registry.entry(&r.spec.id).map(|e| e.owner.node),
@@ -334,12 +348,14 @@ impl DistributedSupervisor {
                 kind: r.spec.kind,
                 status: r.status,
             })
-            .collect())
+            .collect()
     }
 
-    /// Child counts.
+    /// Child counts, and the size of this node's replica of the table.
     pub async fn count_children(&self) -> Result<DistChildCount, DistSupervisorError> {
-        let all = self.which_children().await?;
+        let rows = self.ask(DsupMsg::Table).await?;
+        let total = rows.len();
+        let all = self.infos(rows);
         Ok(DistChildCount {
             specs: all.iter().filter(|c| c.status == ChildStatus::Live).count(),
             running: all.iter().filter(|c| c.node.is_some()).count(),
@@ -347,6 +363,8 @@ impl DistributedSupervisor {
                 .iter()
                 .filter(|c| matches!(c.status, ChildStatus::Failed { .. }))
                 .count(),
+            tombstones: total - all.len(),
+            rows: total,
         })
     }
 

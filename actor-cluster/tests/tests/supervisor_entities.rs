@@ -51,6 +51,7 @@ async fn start(n: &TestNode, id: &str, label: &str) -> (String, String) {
         EntCmd::Start {
             id: id.into(),
             label: label.into(),
+            tick_ms: 0,
         },
     )
     .await;

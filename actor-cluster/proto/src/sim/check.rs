@@ -39,10 +39,12 @@ pub(super) fn settled(sim: &Sim) -> Result<(), String> {
         }
     }
     let mut tables = sim.nodes().map(|(i, n)| {
+        // Tombstones aside: each node collects its own when it may.
         let rows: BTreeMap<String, ChildStatus> = n
             .sup
             .table()
             .rows()
+            .filter(|r| r.status != ChildStatus::Removed)
             .map(|r| (r.spec.id.clone(), r.status.clone()))
             .collect();
         (i, rows)
@@ -52,8 +54,20 @@ pub(super) fn settled(sim: &Sim) -> Result<(), String> {
     };
     for (i, t) in tables {
         if t != table {
+            let diff: Vec<String> = t
+                .iter()
+                .filter(|(k, v)| table.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k}: {v:?} vs {:?}", table.get(k)))
+                .chain(
+                    table
+                        .iter()
+                        .filter(|(k, _)| !t.contains_key(*k))
+                        .map(|(k, v)| format!("{k}: only {v:?} on the first")),
+                )
+                .take(3)
+                .collect();
             return Err(format!(
-                "the child tables of {} and {} differ",
+                "the child tables of {} and {} differ: {diff:?}",
                 name(first),
                 name(i)
             ));
@@ -78,7 +92,16 @@ pub(super) fn settled(sim: &Sim) -> Result<(), String> {
         }
     }
     if let Some(stray) = runs.keys().find(|id| !table.contains_key(*id)) {
-        return Err(format!("{stray} runs but has no row"));
+        return Err(format!("{stray} runs but has no live row"));
+    }
+    if let Some(back) = sim
+        .collected_ids
+        .iter()
+        .find(|id| table.get(*id) == Some(&ChildStatus::Live))
+    {
+        return Err(format!(
+            "child {back} is live again after its tombstone was collected"
+        ));
     }
     let expected: BTreeMap<String, String> = runs
         .iter()

@@ -44,7 +44,7 @@ impl Sim {
                     t += Duration::from_secs(2);
                     Fault::Start(joined - 1)
                 }
-                Class::Faults => match self.rng.range(0, 8) {
+                Class::Faults => match self.rng.range(0, 9) {
                     0 if joined < sc.nodes => {
                         joined += 1;
                         Fault::Start(joined - 1)
@@ -55,13 +55,17 @@ impl Sim {
                     4 => Fault::Thaw(victim),
                     5 => self.partition(sc.nodes),
                     6 => Fault::Heal,
-                    _ => Fault::ChildCrash(victim),
+                    7 => Fault::ChildCrash(victim),
+                    _ => Fault::Terminate(victim),
                 },
-                Class::Quorum => match self.rng.range(0, 5) {
+                Class::Quorum => match self.rng.range(0, 8) {
                     0 => Fault::Crash(victim),
                     1 => Fault::Start(victim),
                     2 => self.partition(sc.nodes),
                     3 => Fault::Heal,
+                    4 => Fault::Terminate(victim),
+                    5 => Fault::Freeze(victim),
+                    6 => Fault::Thaw(victim),
                     _ => Fault::PutChildren(victim),
                 },
             };
@@ -87,12 +91,12 @@ impl Sim {
 
     pub(super) fn fault(&mut self, f: Fault) -> Result<(), Violation> {
         // A frozen process runs nothing: its children cannot crash and it takes no request.
-        if let Fault::ChildCrash(i) | Fault::PutChildren(i) = f {
+        if let Fault::ChildCrash(i) | Fault::PutChildren(i) | Fault::Terminate(i) = f {
             if self.slots.get(i).is_some_and(|s| s.frozen) {
                 return Ok(());
             }
         }
-        let counted = !matches!(f, Fault::PutChildren(_));
+        let counted = !matches!(f, Fault::PutChildren(_) | Fault::Terminate(_));
         match f {
             Fault::Start(i) => {
                 if self.alive(i) {
@@ -149,6 +153,7 @@ impl Sim {
                 self.outputs(i, out)?;
             }
             Fault::PutChildren(i) => self.put_children(i)?,
+            Fault::Terminate(i) => self.terminate_one(i)?,
         }
         if counted && self.now >= Duration::from_secs(5) {
             self.faults += 1;
@@ -210,6 +215,28 @@ impl Sim {
         // Refused (no quorum, or nobody known yet): nothing was added.
         if let Ok(effects) = n.sup.put(now, specs, sample) {
             self.next_child += count;
+            n.sup_effects(now, effects, &mut out);
+            n.settle(now, &mut out);
+        }
+        self.outputs(i, out)
+    }
+
+    /// Node `i` terminates one of the live children of its table, picked at random.
+    pub(super) fn terminate_one(&mut self, i: usize) -> Result<(), Violation> {
+        let pick = self.rng.next_u64();
+        let now = self.at(i);
+        let mut out = Vec::new();
+        let Some(n) = self.slots.get_mut(i).and_then(|s| s.node.as_mut()) else {
+            return Ok(());
+        };
+        let live: Vec<String> = n.sup.table().live().map(|r| r.spec.id.clone()).collect();
+        let Some(id) = live
+            .get((pick % live.len().max(1) as u64) as usize)
+            .cloned()
+        else {
+            return Ok(());
+        };
+        if let Ok(effects) = n.sup.terminate(now, &id) {
             n.sup_effects(now, effects, &mut out);
             n.settle(now, &mut out);
         }

@@ -10,12 +10,16 @@
 //!   child that runs on another node; in [`Class::Join`] runs, no node ever does; with quorum
 //!   placement ([`Class::Quorum`]), no child ever runs on two nodes at once;
 //! * once the faults are over and membership is stable: every live child runs exactly once,
-//!   every node's child table and registry are equal, and every running child is registered,
-//!   on every node, where it runs (no registration of a live actor is lost).
+//!   every node's child table (tombstones aside) and registry are equal, every running child
+//!   is registered, on every node, where it runs (no registration of a live actor is lost),
+//!   and no child whose tombstone a node has collected is live again anywhere;
+//! * then, within [`COLLECT_WITHIN`], every node has collected every tombstone, and all of the
+//!   above still holds.
 //!
 //! The shell's glue (what the actors do with each effect) is mirrored in `node.rs`.
 
 mod check;
+mod churn;
 mod faults;
 mod net;
 mod node;
@@ -30,6 +34,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use self::churn::{run_churn, ChurnReport, ChurnSample, ChurnScenario};
 use self::node::{SimNode, Wire};
 pub use self::rng::Rng;
 use self::scale::Traffic;
@@ -37,6 +42,9 @@ pub use self::scale::{run_scale, Rate, ScaleReport, ScaleScenario, DATA_OVERHEAD
 use crate::membership::Timings;
 use crate::supervisor::{Placement, Quorum, Uniform};
 use crate::Now;
+
+/// Once the cluster has settled, every tombstone is collected within this long.
+pub const COLLECT_WITHIN: Duration = Duration::from_secs(10);
 
 /// No fault for this long before a step: the cluster counts as quiet.
 pub const QUIET: Duration = Duration::from_secs(3);
@@ -173,6 +181,8 @@ enum Fault {
     Heal,
     ChildCrash(usize),
     PutChildren(usize),
+    /// The node terminates one of the live children in its table.
+    Terminate(usize),
 }
 
 struct Queued {
@@ -243,6 +253,9 @@ pub struct Sim {
     duplicate_starts: u64,
     loss: f64,
     next_child: usize,
+    /// Children whose tombstone some node has collected (ids are never reused: none may be
+    /// live again).
+    collected_ids: BTreeSet<String>,
 }
 
 const WALL_BASE_NS: u64 = 1_800_000_000_000_000_000;
@@ -304,6 +317,7 @@ impl Sim {
             duplicate_starts: 0,
             loss,
             next_child: 0,
+            collected_ids: BTreeSet::new(),
             scenario,
         }
     }
@@ -360,14 +374,41 @@ impl Sim {
             if self.now >= next_check {
                 next_check = self.now + Duration::from_millis(250);
                 if check::settled(&self).is_ok() {
-                    return Ok(self.report(self.now.saturating_sub(faults_end)));
+                    let settled = self.now.saturating_sub(faults_end);
+                    self.collected()?;
+                    return Ok(self.report(settled));
                 }
             }
         }
         match check::settled(&self) {
-            Ok(()) => Ok(self.report(self.now.saturating_sub(faults_end))),
+            Ok(()) => {
+                let settled = self.now.saturating_sub(faults_end);
+                self.collected()?;
+                Ok(self.report(settled))
+            }
             Err(what) => Err(self.violation(format!("not settled by the deadline: {what}"))),
         }
+    }
+
+    /// Once settled, every tombstone is collected on every node within [`COLLECT_WITHIN`],
+    /// and the cluster stays settled.
+    fn collected(&mut self) -> Result<(), Violation> {
+        let kept = |s: &Sim| -> usize {
+            s.nodes()
+                .map(|(_, n)| n.sup.table().tombstone_count())
+                .sum()
+        };
+        let done = self.run_until(COLLECT_WITHIN, Duration::from_millis(250), |s| kept(s) == 0)?;
+        if done.is_none() {
+            let left: Vec<String> = self
+                .nodes()
+                .map(|(i, n)| format!("{}: {}", name(i), n.sup.table().tombstone_count()))
+                .collect();
+            return Err(self.violation(format!(
+                "tombstones not collected within {COLLECT_WITHIN:?}: {left:?}"
+            )));
+        }
+        check::settled(self).map_err(|w| self.violation(format!("unsettled after collection: {w}")))
     }
 
     fn report(&self, settled_after: Duration) -> Report {

@@ -211,7 +211,7 @@ impl SimNode {
                         self.reg_effects(now, reg, out);
                     }
                 }
-                SupEffect::Event(_) => {}
+                SupEffect::Event(_) | SupEffect::Collected(_) => {}
             }
         }
     }

@@ -224,7 +224,7 @@ pub fn run_scale(sc: &ScaleScenario) -> Result<ScaleReport, Violation> {
 
 impl Sim {
     /// Processes events for `d` of virtual time.
-    fn run_for(&mut self, d: Duration) -> Result<(), Violation> {
+    pub(super) fn run_for(&mut self, d: Duration) -> Result<(), Violation> {
         let end = self.now + d;
         while self.queue.peek().is_some_and(|q| q.0.at <= end) {
             let Some(std::cmp::Reverse(q)) = self.queue.pop() else {
@@ -240,7 +240,7 @@ impl Sim {
 
     /// Processes events until `cond` holds (checked every `every` of virtual time), for at
     /// most `limit`. Returns how long it took.
-    fn run_until(
+    pub(super) fn run_until(
         &mut self,
         limit: Duration,
         every: Duration,

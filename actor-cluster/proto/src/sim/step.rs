@@ -102,7 +102,12 @@ impl Sim {
                     inc,
                     Ev::ServiceTick(target),
                 );
-                node.tick_services(now)
+                let before: Vec<String> = node.sup.table().tombstones().cloned().collect();
+                let out = node.tick_services(now);
+                let table = node.sup.table();
+                self.collected_ids
+                    .extend(before.into_iter().filter(|id| table.get(id).is_none()));
+                out
             }
             Ev::Discover(_) => {
                 let t = self.timings.discovery_interval;
@@ -119,13 +124,18 @@ impl Sim {
     }
 
     pub(super) fn started(&mut self, on: usize, id: &str) -> Result<(), Violation> {
+        // A child whose node's lease has lapsed handles nothing (the shell refuses its
+        // messages): it does not count as running, even while its node is frozen.
         let elsewhere: Vec<usize> = (0..self.slots.len())
             .filter(|&i| i != on)
             .filter(|&i| {
+                let now = self.at(i);
                 self.slots
                     .get(i)
                     .and_then(|s| s.node.as_ref())
-                    .is_some_and(|n| n.children.contains(id))
+                    .is_some_and(|n| {
+                        n.children.contains(id) && n.sup.fence(now).is_none_or(|t| t > now.mono)
+                    })
             })
             .collect();
         if elsewhere.is_empty() {

@@ -21,6 +21,9 @@ impl SupervisorCore {
     ) -> Self {
         let me = me.into();
         let kinds: BTreeSet<String> = kinds.into_iter().collect();
+        let lease = placement
+            .lease()
+            .map(|(voters, length)| LeaseCore::new(voters, length));
         let mut members = BTreeMap::new();
         members.insert(me.clone(), kinds.clone());
         Self {
@@ -45,7 +48,24 @@ impl SupervisorCore {
             draining: false,
             lost: BTreeMap::new(),
             min_members: 1,
+            gc: gc::Collector::default(),
+            lease,
         }
+    }
+
+    /// Whether this node may run children now: it holds its lease, or needs none.
+    pub fn leased(&self, now: Now) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(|l| l.is_valid(&self.me, now.mono))
+    }
+
+    /// Until when this node's children may handle messages: `None` without a lease (always);
+    /// an instant not after `now` when this node does not hold its lease. The shell checks it
+    /// before each message an entity handles.
+    pub fn fence(&self, now: Now) -> Option<Instant> {
+        let lease = self.lease.as_ref()?;
+        Some(lease.valid_until(&self.me, now.mono).unwrap_or(now.mono))
     }
 
     /// Starts nothing, and refuses starts ([`SupRefusal::TooFewMembers`]), while fewer than
@@ -140,6 +160,7 @@ impl SupervisorCore {
             spec,
             status,
             stamp: self.clock.now(now.wall_ns),
+            dot: self.gc.next_dot(&self.me, now.wall_ns),
         };
         self.table.merge(row.clone());
         row
@@ -258,6 +279,7 @@ impl SupervisorCore {
             running: &running,
             held: &held,
             active: self.active && !self.draining,
+            leased: self.leased(now),
         };
         reconcile(&self.table, self.placement.as_ref(), &view)
     }
@@ -434,6 +456,12 @@ impl SupervisorCore {
             return Vec::new();
         };
         let mut out = vec![SupEffect::Unregister(id.to_owned())];
+        if !self.leased(now) {
+            // Fenced (its lease lapsed): it runs wherever the majority puts it.
+            self.running.remove(id);
+            self.dirty = true;
+            return out;
+        }
         if !should_restart(row.spec.restart.into(), &exit) {
             self.running.remove(id);
             let row = self.put_row(row.spec, ChildStatus::Removed, now);
@@ -471,6 +499,44 @@ impl SupervisorCore {
         if self.hold_until.is_some() || self.unsynced(now.mono, reg) || self.ticks % 5 == 0 {
             self.dirty = true;
         }
+        if self.ticks % 4 == 0 {
+            self.collect_tombstones(now, &mut out);
+        }
+        if let Some(l) = self.lease.as_mut() {
+            l.tick(&self.me, now.mono, &mut out);
+        }
+        // A lease that lapsed stops what runs here (its entities already refuse messages).
+        if !self.leased(now) && !self.running.is_empty() {
+            self.dirty = true;
+        }
+        self.gc.announce(&self.me, now.mono, &mut out);
         out
+    }
+
+    /// Drops the tombstones every counted replica has seen (see [`gc`]), and what this node
+    /// kept of those children ([`SupEffect::Collected`]); returns how many.
+    pub fn collect_tombstones(&mut self, now: Now, out: &mut Vec<SupEffect>) -> usize {
+        let peers = self
+            .names
+            .iter()
+            .chain(self.pending.keys())
+            .chain(self.heard.keys())
+            .filter(|n| **n != self.me);
+        let ids = self
+            .gc
+            .collect(&self.me, &mut self.table, peers, now.mono, out);
+        for id in &ids {
+            self.lost.remove(id);
+        }
+        let n = ids.len();
+        if n > 0 {
+            out.push(SupEffect::Collected(ids));
+        }
+        n
+    }
+
+    /// Tombstones this node has collected since it started.
+    pub fn tombstones_collected(&self) -> u64 {
+        self.gc.collected()
     }
 }

@@ -36,6 +36,8 @@
 //! * [`SupEffect::Move`]: export the child's state into its registration (so it reaches the next
 //!   node), then as `Stop`.
 //! * [`SupEffect::Unregister`]: unregister the id of a local child that exited.
+//! * [`SupEffect::Collected`]: these children are gone for good (their tombstones were
+//!   collected): drop what the shell keeps of them.
 //! * [`SupEffect::Event`]: for logs and metrics only.
 //!
 //! # Join synchronisation
@@ -46,6 +48,8 @@
 //! synced member here (up to [`JOIN_SYNC_GRACE`]). The last rule is what keeps a node that joined
 //! through one seed from starting copies of children running on members it has not met yet.
 
+pub mod gc;
+pub mod lease;
 mod machine;
 mod peers;
 pub mod placement;
@@ -63,6 +67,8 @@ use actor_core_base::hlc::Hlc;
 use actor_core_base::supervision::RestartWindow;
 use serde::{Deserialize, Serialize};
 
+pub use self::gc::{SeenEntry, TablePart};
+pub use self::lease::LeaseCore;
 pub use self::placement::{
     candidates, reconcile, Decision, Placement, Quorum, RandomPlacement, Uniform, View,
 };
@@ -152,6 +158,30 @@ pub enum SupPeerMsg {
     },
     /// The sender drains: it hands its children off and runs no new ones.
     Leaving(String),
+    /// What the sender has seen of each writer's table writes (see [`gc`]): all of it, or
+    /// the entries that changed since its last one.
+    Seen {
+        /// The sender.
+        from: String,
+        /// Its seen vector's entries.
+        seen: Vec<SeenEntry>,
+        /// Answer with your whole vector.
+        ask: bool,
+    },
+    /// "Renew my lease" (see [`lease`]).
+    LeaseAsk {
+        /// The sender.
+        from: String,
+        /// The ask's number, echoed in the grant.
+        seq: u64,
+    },
+    /// The answer to a [`SupPeerMsg::LeaseAsk`]: renewed.
+    LeaseGrant {
+        /// The sender.
+        from: String,
+        /// The ask's number.
+        seq: u64,
+    },
 }
 
 /// Notable events, for logs and metrics.
@@ -215,6 +245,9 @@ pub enum SupEffect {
     },
     /// Unregister the id of a local child that exited.
     Unregister(String),
+    /// These children's tombstones were collected: forget what the shell keeps of them (the
+    /// metadata of their last registrations, their last exit reasons).
+    Collected(Vec<String>),
     /// Log or count.
     Event(SupEvent),
 }
@@ -305,6 +338,10 @@ pub struct SupervisorCore {
     lost: BTreeMap<String, String>,
     /// Below this many eligible members nothing starts.
     min_members: usize,
+    /// The tombstone collector.
+    gc: gc::Collector,
+    /// This node's lease, with quorum placement.
+    lease: Option<LeaseCore>,
 }
 
 impl std::fmt::Debug for SupervisorCore {

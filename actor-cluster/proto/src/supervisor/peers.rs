@@ -74,6 +74,26 @@ impl SupervisorCore {
                 self.leaving.insert(node);
                 self.dirty = true;
             }
+            SupPeerMsg::LeaseAsk { from, seq } => {
+                let up = self.members.contains_key(&from);
+                if let Some(l) = self.lease.as_mut() {
+                    out.extend(l.on_ask(&self.me, from, seq, up, now.mono));
+                }
+            }
+            SupPeerMsg::LeaseGrant { from, seq } => {
+                if let Some(l) = self.lease.as_mut() {
+                    let before = l.is_valid(&self.me, now.mono);
+                    l.on_grant(from, seq);
+                    // A lease regained: what this node should run starts again.
+                    self.dirty |= !before && l.is_valid(&self.me, now.mono);
+                }
+            }
+            SupPeerMsg::Seen { from, seen, ask } => {
+                if ask {
+                    self.gc.asked_by(from.clone());
+                }
+                self.gc.on_seen(from, seen);
+            }
         }
         out
     }
@@ -86,6 +106,7 @@ impl SupervisorCore {
             self.names.remove(i);
         }
         self.pending.insert(node.to_owned(), now.mono);
+        self.gc.member_up(node);
         let mut out = vec![self.hello(node, true)];
         self.table_to_new_peer(node, &mut out);
         out
@@ -99,11 +120,19 @@ impl SupervisorCore {
             self.names.remove(i);
         }
         self.pending.remove(node);
-        self.leaving.remove(node);
+        let left = self.leaving.remove(node);
+        self.gc.member_down(node, left, now.mono);
         self.heard.remove(node);
         let delay = self.placement.restart_delay();
         if !delay.is_zero() {
             self.hold_until = Some(now.mono + delay);
+        }
+        if let Some(l) = self.lease.as_mut() {
+            l.member_down(node);
+            // Its children wait until the lease this node last granted it has surely lapsed.
+            if let Some(t) = l.expired_for(node) {
+                self.hold_until = Some(self.hold_until.map_or(t, |h| h.max(t)));
+            }
         }
         self.dirty = true;
     }

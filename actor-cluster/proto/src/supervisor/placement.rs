@@ -28,6 +28,12 @@ pub trait Placement: Send + Sync + 'static {
     fn is_random(&self) -> bool {
         false
     }
+
+    /// The members that grant leases and the lease's length, if children run only under a
+    /// lease (see [`super::lease`]).
+    fn lease(&self) -> Option<(BTreeSet<String>, Duration)> {
+        None
+    }
 }
 
 /// 64-bit FNV-1a, then a finalizer: stable across processes and builds.
@@ -108,6 +114,12 @@ impl Placement for Quorum {
     fn restart_delay(&self) -> Duration {
         self.restart_delay
     }
+
+    /// Half the restart delay: the other half is the margin for the spread of failure
+    /// detection across the majority.
+    fn lease(&self) -> Option<(BTreeSet<String>, Duration)> {
+        Some((self.members.clone(), self.restart_delay / 2))
+    }
 }
 
 /// What this node must do.
@@ -136,13 +148,15 @@ pub struct View<'a> {
     pub held: &'a BTreeSet<String>,
     /// Move children whose placement is another node (active redistribution).
     pub active: bool,
+    /// This node holds its lease, or runs without one: false, it runs nothing.
+    pub leased: bool,
 }
 
 /// Decides what this node starts, stops and moves.
 pub fn reconcile(table: &ChildTable, placement: &dyn Placement, v: &View<'_>) -> Vec<Decision> {
     let mut out = Vec::new();
     let live_names: Vec<String> = v.members.keys().cloned().collect();
-    let quorum = placement.has_quorum(&live_names);
+    let quorum = placement.has_quorum(&live_names) && v.leased;
     for id in v.running {
         match table.get(id) {
             Some(row) if row.status == ChildStatus::Live && quorum => {
@@ -207,6 +221,7 @@ mod tests {
                 spec: DistChildSpec::new(format!("c{i}"), "k", vec![]),
                 status: ChildStatus::Live,
                 stamp,
+                dot: Default::default(),
             });
         }
         t
@@ -253,6 +268,7 @@ mod tests {
                 running: &none,
                 held: &none,
                 active: false,
+                leased: true,
             };
             for d in reconcile(&t, &Uniform, &v) {
                 match d {
@@ -278,6 +294,7 @@ mod tests {
             running: &running,
             held: &held,
             active: false,
+            leased: true,
         };
         assert_eq!(
             reconcile(&t, &Uniform, &v),
@@ -298,6 +315,7 @@ mod tests {
             running: &running,
             held: &none,
             active: false,
+            leased: true,
         };
         assert_eq!(
             reconcile(&t, &Uniform, &v),
@@ -322,6 +340,7 @@ mod tests {
             running: &running,
             held: &none,
             active: false,
+            leased: true,
         };
         let d = reconcile(&t, &q, &v);
         assert_eq!(
@@ -340,6 +359,7 @@ mod tests {
             spec: DistChildSpec::new("x", "special", vec![]),
             status: ChildStatus::Live,
             stamp: s1.clone(),
+            dot: Default::default(),
         };
         assert!(t.merge(row.clone()));
         assert!(!t.merge(row.clone()), "same stamp: no change");

@@ -1,62 +1,90 @@
 //! The child table as a replicated service: rows travel as deltas when they change, each node
 //! announces a summary of its table on the membership probes, a peer whose summary differs
-//! gets this node's digest (row count and newest stamp), and a peer whose digest differs
+//! gets this node's digest (the count and hash sum of its rows other than tombstones), and a
+//! peer whose digest differs
 //! gets this node's whole table (at most once per [`FULL_MIN_INTERVAL`]). Both sides of a
 //! difference send theirs when they see the other's digest, and rows merge last-writer-wins by
 //! stamp, so they converge.
 
-use actor_core_base::hlc::{Hlc, Stamp};
+use actor_core_base::hlc::Hlc;
 use serde::{Deserialize, Serialize};
 
+use super::gc::{Collector, TablePart};
 use super::{ChildTable, Row, SupEffect, SupPeerMsg, SupervisorCore, ROWS_PER_MESSAGE};
 use crate::replication::{Merged, Replicated, Replicator, SyncMsg, SyncOut, Verdict};
 use crate::Now;
 
-/// A child table's digest.
+/// A child table's digest: its rows other than tombstones (two replicas that differ only in
+/// the tombstones each has collected agree).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableDigest {
-    /// Rows in the table (tombstones included).
+    /// Rows other than tombstones.
     pub rows: u64,
-    /// The newest stamp.
-    pub newest: Stamp,
+    /// The wrapping sum of their hashes (of id and stamp).
+    pub sum: u64,
 }
 
 /// The child table's messages (the replication skeleton's, see [`crate::replication`]).
-pub type TableMsg = SyncMsg<Vec<Row>, TableDigest, Vec<Row>>;
+pub type TableMsg = SyncMsg<Vec<Row>, TableDigest, TablePart>;
 
-/// The table and the clock its rows are merged into, for the skeleton.
+/// The table, the clock its rows are merged into and the tombstone collector, for the
+/// skeleton.
 pub(super) struct TableSync<'a> {
     pub(super) table: &'a mut ChildTable,
     pub(super) clock: &'a mut Hlc,
+    pub(super) gc: &'a mut Collector,
 }
 
 impl TableSync<'_> {
-    fn merge(&mut self, rows: Vec<Row>, wall_ns: u64) -> Vec<String> {
-        let mut changed = Vec::new();
-        for r in rows {
-            self.clock.observe(&r.stamp, wall_ns);
-            let id = r.spec.id.clone();
-            if self.table.merge(r) {
-                changed.push(id);
-            }
+    /// Whether `r` is the row of a child this table has collected (see [`super::gc`]).
+    fn collected(&self, r: &Row) -> bool {
+        self.table.get(&r.spec.id).is_none() && self.gc.covers(r)
+    }
+
+    /// Merges one row unless it is a collected child's.
+    fn merge_row(&mut self, r: Row, wall_ns: u64, changed: &mut Vec<String>) {
+        self.clock.observe(&r.stamp, wall_ns);
+        if self.collected(&r) {
+            return;
         }
-        changed
+        self.merge_unguarded(r, changed);
+    }
+
+    fn merge_unguarded(&mut self, r: Row, changed: &mut Vec<String>) {
+        let id = r.spec.id.clone();
+        if self.table.merge(r) {
+            changed.push(id);
+        }
     }
 }
 
 impl Replicated for TableSync<'_> {
     type Delta = Vec<Row>;
     type Digest = TableDigest;
-    type Part = Vec<Row>;
+    type Part = TablePart;
     type Change = String;
 
-    fn apply_delta(&mut self, _: &str, rows: Vec<Row>, wall_ns: u64) -> Merged<String> {
-        Merged::Applied(self.merge(rows, wall_ns))
+    fn apply_delta(&mut self, from: &str, rows: Vec<Row>, wall_ns: u64) -> Merged<String> {
+        // A gap anywhere: nothing of it is merged, the sender's table is pulled instead.
+        if !self.gc.in_order(from, &rows) {
+            return Merged::Gap;
+        }
+        let mut changed = Vec::new();
+        for r in rows {
+            // Guarded first, then counted as seen: the row itself is not yet covered.
+            self.clock.observe(&r.stamp, wall_ns);
+            let collected = self.collected(&r);
+            self.gc.on_delta_row(from, &r);
+            if !collected {
+                self.merge_unguarded(r, &mut changed);
+            }
+        }
+        Merged::Applied(changed)
     }
 
     fn digest(&self) -> TableDigest {
-        let (rows, newest) = self.table.digest();
-        TableDigest { rows, newest }
+        let (rows, sum) = self.table.summary();
+        TableDigest { rows, sum }
     }
 
     fn compare(&self, _: &str, theirs: &TableDigest) -> Verdict {
@@ -68,21 +96,48 @@ impl Replicated for TableSync<'_> {
     }
 
     fn summary(&self) -> u64 {
-        let (rows, newest) = self.table.digest();
-        let stamp = actor_core_base::codec::encode(&newest).unwrap_or_default();
+        let (rows, sum) = self.table.summary();
         crate::hash::StableHash::default()
             .u64(rows)
-            .bytes(&stamp)
+            .u64(sum)
             .finish()
     }
 
-    fn parts(&self) -> Vec<Vec<Row>> {
+    fn parts(&self) -> Vec<TablePart> {
         let rows: Vec<Row> = self.table.rows().cloned().collect();
-        rows.chunks(ROWS_PER_MESSAGE).map(<[Row]>::to_vec).collect()
+        let mut chunks: Vec<Vec<Row>> =
+            rows.chunks(ROWS_PER_MESSAGE).map(<[Row]>::to_vec).collect();
+        if chunks.is_empty() {
+            // An empty table still tells the peer what this node has seen.
+            chunks.push(Vec::new());
+        }
+        let total = chunks.len() as u32;
+        let last = total - 1;
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, rows)| TablePart {
+                rows,
+                index: i as u32,
+                total,
+                seen: if i as u32 == last {
+                    self.gc.vector()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
     }
 
-    fn apply_part(&mut self, _: &str, rows: Vec<Row>, wall_ns: u64) -> Vec<String> {
-        self.merge(rows, wall_ns)
+    fn apply_part(&mut self, from: &str, part: TablePart, wall_ns: u64) -> Vec<String> {
+        let mut changed = Vec::new();
+        for r in part.rows {
+            self.merge_row(r, wall_ns, &mut changed);
+        }
+        if self.gc.part_arrived(from, part.index, part.total) {
+            self.gc.merge_vector(part.seen);
+        }
+        changed
     }
 }
 
@@ -110,6 +165,7 @@ impl SupervisorCore {
             TableSync {
                 table: &mut self.table,
                 clock: &mut self.clock,
+                gc: &mut self.gc,
             },
             &mut self.sync,
         )

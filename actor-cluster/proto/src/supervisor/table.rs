@@ -1,12 +1,14 @@
 //! The replicated child table: child specs as data, their status, and last-writer-wins rows
 //! ordered by hybrid-logical-clock stamps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use actor_core_base::hlc::Stamp;
 use actor_core_base::supervision::{Intensity, Restart};
 use serde::{Deserialize, Serialize};
+
+pub use super::gc::Dot;
 
 /// A child's specification, as data: any node that knows its kind can start it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,12 +113,36 @@ pub struct Row {
     pub status: ChildStatus,
     /// Its stamp.
     pub stamp: Stamp,
+    /// Which write of its writer (`stamp.node`) this row is: tombstones are collected by it
+    /// (see [`super::gc`]). Rows of older versions have none (`seq` 0) and are never collected.
+    #[serde(default)]
+    pub dot: Dot,
+}
+
+impl Row {
+    /// The row's share of the table's summary (equal rows, equal shares).
+    fn share(&self) -> u64 {
+        crate::hash::StableHash::default()
+            .str(&self.spec.id)
+            .u64(self.stamp.wall_ns)
+            .u64(u64::from(self.stamp.logical))
+            .str(&self.stamp.node)
+            .finish()
+    }
 }
 
 /// The replicated child table (a last-writer-wins map of rows).
+///
+/// Besides the rows it keeps, updated on every change, the ids of its tombstones and a summary
+/// of its other rows (their count and a wrapping sum of their hashes): two tables whose rows
+/// other than tombstones are equal have equal summaries, whatever tombstones each has kept or
+/// collected.
 #[derive(Debug, Clone, Default)]
 pub struct ChildTable {
     rows: BTreeMap<String, Row>,
+    tombstones: BTreeSet<String>,
+    kept: u64,
+    sum: u64,
 }
 
 impl ChildTable {
@@ -125,10 +151,74 @@ impl ChildTable {
         match self.rows.get(&row.spec.id) {
             Some(old) if old.stamp >= row.stamp => false,
             _ => {
-                self.rows.insert(row.spec.id.clone(), row);
+                let id = row.spec.id.clone();
+                self.account(&row, true);
+                if let Some(old) = self.rows.insert(id, row) {
+                    self.account(&old, false);
+                }
                 true
             }
         }
+    }
+
+    fn account(&mut self, row: &Row, added: bool) {
+        if row.status == ChildStatus::Removed {
+            if added {
+                self.tombstones.insert(row.spec.id.clone());
+            } else if self
+                .rows
+                .get(&row.spec.id)
+                .is_none_or(|r| r.status != ChildStatus::Removed)
+            {
+                self.tombstones.remove(&row.spec.id);
+            }
+        } else if added {
+            self.kept += 1;
+            self.sum = self.sum.wrapping_add(row.share());
+        } else {
+            self.kept -= 1;
+            self.sum = self.sum.wrapping_sub(row.share());
+        }
+    }
+
+    /// Drops a tombstone (the collector decided every replica has it); other rows stay.
+    pub(super) fn collect(&mut self, id: &str) -> bool {
+        if self
+            .rows
+            .get(id)
+            .is_some_and(|r| r.status == ChildStatus::Removed)
+        {
+            self.rows.remove(id);
+            self.tombstones.remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The ids of the tombstones kept now.
+    pub fn tombstones(&self) -> impl Iterator<Item = &String> {
+        self.tombstones.iter()
+    }
+
+    /// Rows kept, tombstones included.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table has no row.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Tombstones kept.
+    pub fn tombstone_count(&self) -> usize {
+        self.tombstones.len()
+    }
+
+    /// Rows other than tombstones, and the wrapping sum of their hashes.
+    pub fn summary(&self) -> (u64, u64) {
+        (self.kept, self.sum)
     }
 
     /// The row of a child.
@@ -144,17 +234,5 @@ impl ChildTable {
     /// Every row, tombstones included.
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
         self.rows.values()
-    }
-
-    /// A digest: the number of rows and the newest stamp.
-    pub fn digest(&self) -> (u64, Stamp) {
-        let max = self
-            .rows
-            .values()
-            .map(|r| &r.stamp)
-            .max()
-            .cloned()
-            .unwrap_or_default();
-        (self.rows.len() as u64, max)
     }
 }

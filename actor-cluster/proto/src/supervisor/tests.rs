@@ -160,3 +160,170 @@ fn a_temporary_child_that_moves_between_live_nodes_is_started_on_its_new_node() 
         "{effects:?}"
     );
 }
+
+/// Cores that exchange every message at once, except with the nodes in `cut`.
+struct Mesh {
+    cores: BTreeMap<String, SupervisorCore>,
+    cut: std::collections::BTreeSet<String>,
+}
+
+impl Mesh {
+    fn new(names: &[&str]) -> Self {
+        let mut mesh = Mesh {
+            cores: names
+                .iter()
+                .map(|n| {
+                    let core = SupervisorCore::new(*n, ["w".to_owned()], Arc::new(Uniform), false);
+                    (n.to_string(), core)
+                })
+                .collect(),
+            cut: Default::default(),
+        };
+        let now = at(Instant::now(), 0);
+        for a in names {
+            for b in names.iter().filter(|b| *b != a) {
+                let out = mesh.core(a).on_member_up(now, b);
+                mesh.deliver(now, a, out);
+            }
+        }
+        mesh
+    }
+
+    fn core(&mut self, n: &str) -> &mut SupervisorCore {
+        self.cores.get_mut(n).unwrap()
+    }
+
+    fn deliver(&mut self, now: Now, from: &str, effects: Vec<SupEffect>) {
+        let mut queue: Vec<(String, String, SupPeerMsg)> = Vec::new();
+        let names: Vec<String> = self.cores.keys().cloned().collect();
+        let push = |from: &str, effects: Vec<SupEffect>, q: &mut Vec<_>| {
+            for e in effects {
+                match e {
+                    SupEffect::Broadcast(m) => {
+                        for n in names.iter().filter(|n| *n != from) {
+                            q.push((from.to_owned(), n.clone(), m.clone()));
+                        }
+                    }
+                    SupEffect::Send(n, m) => q.push((from.to_owned(), n, m)),
+                    _ => {}
+                }
+            }
+        };
+        push(from, effects, &mut queue);
+        while !queue.is_empty() {
+            for (from, to, m) in std::mem::take(&mut queue) {
+                if self.cut.contains(&from) || self.cut.contains(&to) {
+                    continue;
+                }
+                let out = self.core(&to).on_peer(now, m);
+                push(&to, out, &mut queue);
+            }
+        }
+    }
+
+    /// Every core ticks `n` times, 500 ms apart, from `ms`.
+    fn ticks(&mut self, base: Instant, ms: u64, n: u64) {
+        let reg: BTreeMap<String, String> = BTreeMap::new();
+        for k in 0..n {
+            let now = at(base, ms + k * 500);
+            let names: Vec<String> = self.cores.keys().cloned().collect();
+            for name in names {
+                let out = self.core(&name).tick(now, &reg);
+                self.deliver(now, &name, out);
+            }
+        }
+    }
+
+    fn tombstones(&self) -> Vec<usize> {
+        self.cores
+            .values()
+            .map(|c| c.table().tombstone_count())
+            .collect()
+    }
+}
+
+#[test]
+fn a_tombstone_goes_once_every_member_has_seen_it_and_a_stale_copy_of_its_row_stays_out() {
+    let base = Instant::now();
+    let mut mesh = Mesh::new(&["a", "b", "c"]);
+    let spec = DistChildSpec::new("x", "w", vec![]);
+    let out = mesh.core("a").put(at(base, 10), vec![spec], 0).unwrap();
+    mesh.deliver(at(base, 10), "a", out);
+    let stale = mesh.core("c").table().get("x").cloned().unwrap();
+    assert_eq!(stale.status, ChildStatus::Live);
+    // c is cut off: it never hears of the termination.
+    mesh.cut.insert("c".into());
+    let out = mesh.core("a").terminate(at(base, 20), "x").unwrap();
+    mesh.deliver(at(base, 20), "a", out);
+    mesh.ticks(base, 100, 12);
+    assert_eq!(
+        mesh.tombstones(),
+        vec![1, 1, 0],
+        "c has not seen it: a and b keep it"
+    );
+    // c hears of it (a repair); then everyone collects it.
+    mesh.cut.clear();
+    let summary = mesh.core("a").table_summary();
+    let out = mesh
+        .core("c")
+        .on_table_summary(at(base, 7_000), "a", summary);
+    mesh.deliver(at(base, 7_000), "c", out);
+    assert_eq!(
+        mesh.core("c").table().get("x").unwrap().status,
+        ChildStatus::Removed
+    );
+    mesh.ticks(base, 7_100, 12);
+    assert_eq!(mesh.tombstones(), vec![0, 0, 0]);
+    assert!(mesh.cores.values().all(|c| c.table().get("x").is_none()));
+    assert_eq!(mesh.core("a").tombstones_collected(), 1);
+    // The live row c had before comes back in a copy of a table: it is not merged.
+    let part = SupPeerMsg::Table(crate::replication::SyncMsg::Part {
+        from: "c".into(),
+        part: TablePart {
+            rows: vec![stale],
+            index: 0,
+            total: 1,
+            seen: Vec::new(),
+        },
+    });
+    let _ = mesh.core("a").on_peer(at(base, 14_000), part);
+    assert!(
+        mesh.core("a").table().get("x").is_none(),
+        "the collected child came back"
+    );
+}
+
+#[test]
+fn a_member_that_went_down_without_leaving_holds_tombstones_for_the_hold_time() {
+    let base = Instant::now();
+    let mut mesh = Mesh::new(&["a", "b"]);
+    let spec = DistChildSpec::new("x", "w", vec![]);
+    let out = mesh.core("a").put(at(base, 10), vec![spec], 0).unwrap();
+    mesh.deliver(at(base, 10), "a", out);
+    mesh.ticks(base, 100, 4);
+    // b goes down (it may come back with its table), then a terminates x.
+    mesh.cut.insert("b".into());
+    mesh.core("a").on_member_down(at(base, 2_000), "b");
+    let out = mesh.core("a").terminate(at(base, 2_100), "x").unwrap();
+    mesh.deliver(at(base, 2_100), "a", out);
+    mesh.ticks(base, 2_200, 12);
+    assert_eq!(mesh.core("a").table().tombstone_count(), 1);
+    let after = 2_000 + gc::TOMBSTONE_HOLD.as_millis() as u64;
+    mesh.ticks(base, after, 4);
+    assert_eq!(mesh.core("a").table().tombstone_count(), 0);
+
+    // A member that leaves gracefully holds nothing.
+    let mut mesh = Mesh::new(&["a", "b"]);
+    let spec = DistChildSpec::new("y", "w", vec![]);
+    let out = mesh.core("a").put(at(base, 10), vec![spec], 0).unwrap();
+    mesh.deliver(at(base, 10), "a", out);
+    let _ = mesh
+        .core("a")
+        .on_peer(at(base, 1_000), SupPeerMsg::Leaving("b".into()));
+    mesh.cut.insert("b".into());
+    mesh.core("a").on_member_down(at(base, 1_100), "b");
+    let out = mesh.core("a").terminate(at(base, 1_200), "y").unwrap();
+    mesh.deliver(at(base, 1_200), "a", out);
+    mesh.ticks(base, 1_300, 4);
+    assert_eq!(mesh.core("a").table().tombstone_count(), 0);
+}

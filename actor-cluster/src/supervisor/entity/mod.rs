@@ -423,9 +423,20 @@ impl<E: Entity> EntityRef<E> {
                 }
                 continue;
             }
-            return self
+            match self
                 .answer(rx, orx, &t, &mut events, deadline, timeout)
-                .await;
+                .await
+            {
+                // Refused unhandled by a node whose lease lapsed: sent again where it runs next.
+                Err(DistSupervisorError::ExitedWhileHandling { reason, .. })
+                    if reason == super::FENCED =>
+                {
+                    if !self.changed(&mut events, deadline).await {
+                        return Err(self.unreachable());
+                    }
+                }
+                other => return other,
+            }
         }
     }
 

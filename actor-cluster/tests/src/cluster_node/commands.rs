@@ -81,6 +81,17 @@ pub enum ClusterCmd {
         /// Child id.
         id: String,
     },
+    /// Terminate `{prefix}0..{prefix}{count}` (ids not found are skipped); replies how many
+    /// were terminated.
+    DsupTerminateMany {
+        /// Id prefix.
+        prefix: String,
+        /// How many.
+        count: u64,
+    },
+    /// This node's child counts and its table's size: `{specs, running, failed, tombstones,
+    /// rows}`.
+    DsupCount,
     /// Hand this node's children to the others.
     DsupDrain,
     /// Register an echo actor under `name`; replies when (ns since the Unix epoch). An error
@@ -273,6 +284,27 @@ impl Commands {
             ClusterCmd::DsupTerminate { id } => {
                 d.terminate_child(&id).await.map_err(text)?;
                 Value::Null
+            }
+            ClusterCmd::DsupTerminateMany { prefix, count } => {
+                let mut done = 0u64;
+                for i in 0..count {
+                    match d.terminate_child(&format!("{prefix}{i}")).await {
+                        Ok(()) => done += 1,
+                        Err(actor_cluster::DistSupervisorError::NotFound(_)) => {}
+                        Err(e) => return Err(text(e)),
+                    }
+                }
+                json!(done)
+            }
+            ClusterCmd::DsupCount => {
+                let c = d.count_children().await.map_err(text)?;
+                json!({
+                    "specs": c.specs,
+                    "running": c.running,
+                    "failed": c.failed,
+                    "tombstones": c.tombstones,
+                    "rows": c.rows,
+                })
             }
             ClusterCmd::DsupDrain => {
                 d.drain().await.map_err(text)?;

@@ -25,6 +25,10 @@ pub struct TallyContext {
 pub struct TallyArgs {
     /// Any label (start-or-get compares it).
     pub label: String,
+    /// Every this many ms the tally writes a `tick <ns since the Unix epoch>` line (0: never):
+    /// a test reads from them when and where it did work.
+    #[serde(default)]
+    pub tick_ms: u64,
 }
 
 /// What a tally reports about itself.
@@ -50,6 +54,8 @@ pub enum TallyMsg {
     Bad(RpcReplyPort<u64>),
     /// Its state.
     Info(RpcReplyPort<TallyInfo>),
+    /// Write a tick line (sent by itself every `tick_ms`).
+    Tick,
 }
 
 /// The test node's typed entity.
@@ -87,6 +93,9 @@ impl Entity for Tally {
         handoff: Option<u64>,
     ) -> Result<Self, ActorProcessingErr> {
         append(ctx, "start")?;
+        if args.tick_ms > 0 {
+            ctx.send_interval(Duration::from_millis(args.tick_ms), || TallyMsg::Tick);
+        }
         Ok(Self {
             count: handoff.unwrap_or(0),
             handed_off: handoff.is_some(),
@@ -107,6 +116,7 @@ impl Entity for Tally {
                 let _ = reply.send(self.count);
             }
             TallyMsg::Bad(_reply) => return Err("a bad request: the tally refuses it".into()),
+            TallyMsg::Tick => append(ctx, &format!("tick {}", actor_testkit::unix_ns()))?,
             TallyMsg::Info(reply) => {
                 let _ = reply.send(TallyInfo {
                     count: self.count,
@@ -127,6 +137,7 @@ impl Entity for Tally {
     fn autostart(id: &str) -> Option<TallyArgs> {
         id.strip_prefix("auto:").map(|_| TallyArgs {
             label: "auto".into(),
+            tick_ms: 0,
         })
     }
 }
@@ -143,6 +154,9 @@ pub enum EntCmd {
         id: String,
         /// Its label.
         label: String,
+        /// `TallyArgs::tick_ms`.
+        #[serde(default)]
+        tick_ms: u64,
     },
     /// `TallyMsg::Count`.
     Count {
@@ -185,9 +199,9 @@ pub(crate) async fn run(
     let began = std::time::Instant::now();
     let t = Duration::from_secs(5);
     match cmd {
-        EntCmd::Start { id, label } => {
+        EntCmd::Start { id, label, tick_ms } => {
             let r = dsup
-                .start_entity::<Tally>(&id, &TallyArgs { label }, t)
+                .start_entity::<Tally>(&id, &TallyArgs { label, tick_ms }, t)
                 .await
                 .map(|s| {
                     let outcome = match s.outcome {
