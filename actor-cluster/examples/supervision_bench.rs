@@ -6,7 +6,11 @@
 //!   when it starts a child; the cluster is checked to run every child exactly once);
 //! * `registry_lookup`: ns per `Registry::lookup` of a name registered on another node;
 //! * `registry_propagation`: p50/p99 from `register` returning on one node until the name is
-//!   seen on each of the other two, over 1,000 registrations made 2 ms apart.
+//!   seen on each of the other two, over 1,000 registrations made 2 ms apart;
+//! * `memory`: bytes of resident memory per child per node, from each node's RSS before the
+//!   children start and once they all run. A fourth node, an observer that runs none of them
+//!   (it does not know their kind), holds only the replicated state: the child table and the
+//!   registry's entries (`replica_bytes_per_child`).
 //!
 //! Options: `--children N` (10,000), `--registrations N` (1,000).
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
@@ -94,6 +98,19 @@ enum BenchCmd {
     Seen { prefix: String, count: u64 },
     /// ns per local lookup of those names.
     LookupNs { prefix: String, count: u64 },
+    /// This process's resident memory, bytes.
+    Rss,
+}
+
+/// This process's resident set, in bytes (Linux).
+fn rss_bytes() -> Result<u64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| e.to_string())?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or("/proc/self/statm has no resident field")?;
+    Ok(pages * 4096)
 }
 
 impl ControlExtension for Commands {
@@ -165,6 +182,7 @@ impl ControlExtension for Commands {
                     }
                     Ok(json!(ns))
                 }
+                BenchCmd::Rss => Ok(json!(rss_bytes()?)),
             }
         })
     }
@@ -186,17 +204,19 @@ async fn node_main(args: &[String]) -> Result<(), BoxErr> {
     let node = b.start().await?;
     let last_start = Arc::new(AtomicU64::new(0));
     let ls = last_start.clone();
-    let dsup = DistributedSupervisor::builder("bench")
-        .kind("noop", move |ctx: StartContext| {
+    let mut dsup = DistributedSupervisor::builder("bench");
+    // An observer runs no child: it holds the replicated state only.
+    if !args.iter().any(|a| a == "--observer") {
+        dsup = dsup.kind("noop", move |ctx: StartContext| {
             let ls = ls.clone();
             async move {
                 let (r, _) = Actor::spawn_linked(None, Noop, (), ctx.supervisor).await?;
                 ls.store(unix_ns(), Ordering::Relaxed);
                 Ok::<ActorCell, SpawnErr>(r.get_cell())
             }
-        })
-        .start(&node)
-        .await?;
+        });
+    }
+    let dsup = dsup.start(&node).await?;
     let registry = Registry::start(&node, "bench-names").await?;
     let seen: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut ev = registry.subscribe();
@@ -291,20 +311,27 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
     let exe = std::env::current_exe()?;
     let role = vec!["--role".to_string(), "node".to_string()];
     let mut nodes = vec![TestNode::start(&exe, "b0", &role).await?];
-    for i in 1..3 {
+    for i in 1..4 {
         let mut a = role.clone();
         a.extend(["--seed".to_string(), nodes[0].addr()]);
+        if i == 3 {
+            a.push("--observer".to_string());
+        }
         nodes.push(TestNode::start(&exe, &format!("b{i}"), &a).await?);
     }
     for n in &nodes {
         wait_until(
             "every supervisor known",
             Duration::from_secs(10),
-            || async { Ok(n.command(&BenchCmd::Eligible).await? == json!(3)) },
+            || async { Ok(n.command(&BenchCmd::Eligible).await? == json!(4)) },
         )
         .await?;
     }
     registry_figures(&nodes[0], &nodes[1], regs, "idle_cluster", "name-a-").await?;
+    let mut rss_before = Vec::new();
+    for n in &nodes {
+        rss_before.push(n.command(&BenchCmd::Rss).await?.as_u64().unwrap_or(0));
+    }
     nodes[0]
         .command(&BenchCmd::StartMany { count: children })
         .await?;
@@ -324,9 +351,16 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
     })
     .await?;
     let mut counts = Vec::new();
-    for n in &nodes {
+    let mut per_child = Vec::new();
+    for (n, before) in nodes.iter().zip(&rss_before) {
         counts.push(ids_on(n).await?.len());
+        let after = n.command(&BenchCmd::Rss).await?.as_u64().unwrap_or(0);
+        per_child.push(after.saturating_sub(*before) as f64 / children.max(1) as f64);
     }
+    println!(
+        "{{\"bench\":\"memory\",\"children\":{children},\"replica_bytes_per_child\":{:.0},\"node_bytes_per_child\":[{:.0},{:.0},{:.0}],\"children_per_node\":[{},{},{}]}}",
+        per_child[3], per_child[0], per_child[1], per_child[2], counts[0], counts[1], counts[2]
+    );
     let victim = (0..3).max_by_key(|i| counts[*i]).unwrap_or(0);
     let t_kill = unix_ns();
     nodes[victim].kill().await?;

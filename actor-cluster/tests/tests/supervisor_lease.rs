@@ -40,6 +40,18 @@ fn ticks(dir: &Path, id: &str) -> Vec<(u64, String)> {
     out
 }
 
+/// Whether each of `ids` ticked at least `min` times after `since` (on nodes other than
+/// `not_on`).
+fn ticked(dir: &Path, ids: &[String], since: u64, not_on: Option<&str>, min: usize) -> bool {
+    ids.iter().all(|id| {
+        ticks(dir, id)
+            .iter()
+            .filter(|(t, n)| *t > since && not_on != Some(n.as_str()))
+            .count()
+            >= min
+    })
+}
+
 /// The runs of one tally's ticks: consecutive ticks on one node, in time order.
 fn runs(ticks: &[(u64, String)]) -> Vec<(String, u64, u64)> {
     let mut out: Vec<(String, u64, u64)> = Vec::new();
@@ -96,27 +108,11 @@ async fn a_node_frozen_past_its_lease_does_no_work_once_it_thaws() {
 
     let frozen_at = unix_ns();
     nodes[vi].freeze().unwrap();
-    let moved = |min: usize| {
-        let theirs = theirs.clone();
-        let p = dir.path().to_owned();
-        move || {
-            let theirs = theirs.clone();
-            let p = p.clone();
-            async move {
-                Ok(theirs.iter().all(|id| {
-                    ticks(&p, id)
-                        .iter()
-                        .filter(|(t, n)| *t > frozen_at && n != victim)
-                        .count()
-                        >= min
-                }))
-            }
-        }
-    };
+    let p = dir.path();
     let took = wait_until(
         "the majority runs the frozen node's tallies",
         Duration::from_secs(20),
-        moved(1),
+        || async { Ok(ticked(p, &theirs, frozen_at, Some(victim), 1)) },
     )
     .await
     .unwrap();
@@ -127,7 +123,7 @@ async fn a_node_frozen_past_its_lease_does_no_work_once_it_thaws() {
     wait_until(
         "they tick there a while",
         Duration::from_secs(10),
-        moved(20),
+        || async { Ok(ticked(p, &theirs, frozen_at, Some(victim), 20)) },
     )
     .await
     .unwrap();
@@ -141,23 +137,10 @@ async fn a_node_frozen_past_its_lease_does_no_work_once_it_thaws() {
     .await
     .unwrap();
     // A while after the thaw, so that a copy still working on the thawed node would show.
-    let after = |min: usize| {
-        let theirs = theirs.clone();
-        let p = dir.path().to_owned();
-        move || {
-            let theirs = theirs.clone();
-            let p = p.clone();
-            async move {
-                Ok(theirs
-                    .iter()
-                    .all(|id| ticks(&p, id).iter().filter(|(t, _)| *t > thawed_at).count() >= min))
-            }
-        }
-    };
     wait_until(
         "the tallies tick on after the thaw",
         Duration::from_secs(10),
-        after(25),
+        || async { Ok(ticked(p, &theirs, thawed_at, None, 25)) },
     )
     .await
     .unwrap();

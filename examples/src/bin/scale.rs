@@ -13,7 +13,7 @@
 //!   elsewhere, as one survivor sees it;
 //! * `stop_seen_ms_p50` / `_max`: the same for `SIGSTOP`;
 //! * `false_downs_forming`, `false_downs_idle`, `false_downs`: `MemberDown` events about nodes
-//!   that were neither killed nor stopped.
+//!   that were neither killed nor stopped, seen by nodes that were neither.
 //!
 //! ```sh
 //! cargo run --release -p examples --bin scale                     # N = 100
@@ -75,10 +75,12 @@ fn up_set(events: &[(u64, MemberEvent)]) -> (BTreeSet<String>, u64) {
     (up, last)
 }
 
-/// `MemberDown` events about nodes not in `faulty`, after `since` (ns).
+/// `MemberDown` events about nodes not in `faulty`, seen by nodes not in `faulty`, after
+/// `since` (ns). (A node thawed after a freeze finds its peers' connections closed and takes
+/// them down: that is its freeze's doing, not a false down.)
 fn false_downs(nodes: &[NodeProcess], faulty: &BTreeSet<String>, since: u64) -> Vec<String> {
     let mut out = Vec::new();
-    for n in nodes {
+    for n in nodes.iter().filter(|n| !faulty.contains(n.name())) {
         for (at, e) in n.events() {
             if let MemberEvent::MemberDown { node, reason } = e {
                 if at >= since && !faulty.contains(&node.name) {
@@ -363,6 +365,8 @@ async fn run(cli: &Cli, n: usize) -> Result<Value, Box<dyn std::error::Error>> {
         }
         nodes[j].thaw()?;
         problems.extend(false_downs(&nodes, &faulty, 0));
+        result["killed"] = json!(victim_name);
+        result["stopped"] = json!(stopped_name);
         result["moved_actors"] = json!(moved.len());
         result["failover_ms"] = json!(failover);
         result["kill_seen_ms_p50"] = json!(percentile(&mut kill, 0.5));
