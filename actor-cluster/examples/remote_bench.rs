@@ -11,8 +11,11 @@
 //!
 //! The client measures cast throughput (N small casts, then a `Flush` call on the same FIFO
 //! path that returns how many arrived: the time runs until that reply) and the round-trip time
-//! of sequential calls. The orchestrator prints one JSON line with the medians over the rounds.
-//! Options: `--casts N` (1,000,000), `--calls N` (10,000), `--rounds N` (3).
+//! of sequential calls. The orchestrator prints one JSON line per payload with the medians over
+//! the rounds: small casts (a `u64`), then casts carrying 1 KB (`"payload_bytes":1024`, as the
+//! Erlang peer's 1 KB case).
+//! Options: `--casts N` (1,000,000), `--casts-1k N` (300,000), `--calls N` (10,000),
+//! `--rounds N` (3).
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,6 +33,7 @@ type BoxErr = Box<dyn std::error::Error + Send + Sync>;
 #[derive(RactorClusterMessage)]
 enum RawMsg {
     Ping(u64),
+    Blob(Vec<u8>),
     #[rpc]
     Flush(RpcReplyPort<u64>),
     #[rpc]
@@ -39,6 +43,7 @@ enum RawMsg {
 #[derive(RemoteMessage)]
 enum OurMsg {
     Ping(u64),
+    Blob(Vec<u8>),
     Flush(RpcReplyPort<u64>),
     Echo(u64, RpcReplyPort<u64>),
 }
@@ -58,7 +63,7 @@ impl Actor for RawSink {
         n: &mut u64,
     ) -> Result<(), ActorProcessingErr> {
         match m {
-            RawMsg::Ping(_) => *n += 1,
+            RawMsg::Ping(_) | RawMsg::Blob(_) => *n += 1,
             RawMsg::Flush(r) => {
                 let _ = r.send(*n);
             }
@@ -85,7 +90,7 @@ impl Actor for OurSink {
         n: &mut u64,
     ) -> Result<(), ActorProcessingErr> {
         match m {
-            OurMsg::Ping(_) => *n += 1,
+            OurMsg::Ping(_) | OurMsg::Blob(_) => *n += 1,
             OurMsg::Flush(r) => {
                 let _ = r.send(*n);
             }
@@ -105,10 +110,12 @@ enum Target {
 const CALL_TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 
 impl Target {
-    fn cast(&self, i: u64) -> Result<(), BoxErr> {
-        match self {
-            Target::Raw(r) => r.cast(RawMsg::Ping(i))?,
-            Target::Ours(r) => r.cast(OurMsg::Ping(i))?,
+    fn cast(&self, i: u64, payload: &[u8]) -> Result<(), BoxErr> {
+        match (self, payload.is_empty()) {
+            (Target::Raw(r), true) => r.cast(RawMsg::Ping(i))?,
+            (Target::Raw(r), false) => r.cast(RawMsg::Blob(payload.to_vec()))?,
+            (Target::Ours(r), true) => r.cast(OurMsg::Ping(i))?,
+            (Target::Ours(r), false) => r.cast(OurMsg::Blob(payload.to_vec()))?,
         }
         Ok(())
     }
@@ -166,7 +173,13 @@ async fn wait_stdin_closed() {
     while let Ok(Some(_)) = lines.next_line().await {}
 }
 
-async fn client(mode: &str, peer: SocketAddr, casts: u64, calls: usize) -> Result<(), BoxErr> {
+async fn client(
+    mode: &str,
+    peer: SocketAddr,
+    casts: u64,
+    calls: usize,
+    payload: usize,
+) -> Result<(), BoxErr> {
     let target = if mode == "raw" {
         let port = free_port()?;
         let server = ractor_cluster::NodeServer::new(
@@ -209,10 +222,16 @@ async fn client(mode: &str, peer: SocketAddr, casts: u64, calls: usize) -> Resul
     for i in 0..1_000 {
         target.echo(i).await?;
     }
+    let blob = vec![7u8; payload];
     let before = target.flush().await?;
     let t0 = Instant::now();
     for i in 0..casts {
-        target.cast(i)?;
+        target.cast(i, &blob)?;
+        // 1 KB casts fill the socket's queue for seconds: the sender lets its runtime run
+        // between batches (membership answers its pings), as a producer in a service would.
+        if payload > 0 && i % 1024 == 1023 {
+            tokio::task::yield_now().await;
+        }
     }
     let received = target.flush().await? - before;
     let cast_secs = t0.elapsed().as_secs_f64();
@@ -246,7 +265,7 @@ struct Figures {
     p99: f64,
 }
 
-async fn round(mode: &str, casts: u64, calls: usize) -> Result<Figures, BoxErr> {
+async fn round(mode: &str, casts: u64, calls: usize, payload: usize) -> Result<Figures, BoxErr> {
     let exe = std::env::current_exe()?;
     let mut server = tokio::process::Command::new(&exe)
         .args(["--role", "server", "--mode", mode])
@@ -261,6 +280,7 @@ async fn round(mode: &str, casts: u64, calls: usize) -> Result<Figures, BoxErr> 
     let client = tokio::process::Command::new(&exe)
         .args(["--role", "client", "--mode", mode, "--peer", &addr])
         .args(["--casts", &casts.to_string(), "--calls", &calls.to_string()])
+        .args(["--payload", &payload.to_string()])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .output();
@@ -268,7 +288,12 @@ async fn round(mode: &str, casts: u64, calls: usize) -> Result<Figures, BoxErr> 
     drop(server.stdin.take());
     let _ = tokio::time::timeout(Duration::from_secs(5), server.wait()).await;
     let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().last().ok_or("client printed nothing")?;
+    let line = text.lines().last().ok_or_else(|| {
+        format!(
+            "the {mode} client printed nothing: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+    })?;
     let v: serde_json::Value = serde_json::from_str(line)?;
     Ok(Figures {
         cast: v["cast_msgs_per_s"].as_f64().ok_or("bad output")?,
@@ -310,16 +335,26 @@ async fn run() -> Result<(), BoxErr> {
         "server" => return ours_server().await,
         "client" => {
             let peer: SocketAddr = arg(&args, "--peer", String::new()).parse()?;
-            return client(&mode, peer, casts, calls).await;
+            let payload: usize = arg(&args, "--payload", 0);
+            return client(&mode, peer, casts, calls, payload).await;
         }
         _ => {}
     }
+    let casts_1k: u64 = arg(&args, "--casts-1k", 300_000);
+    for (payload, casts) in [(0usize, casts), (1024, casts_1k)] {
+        report(casts, calls, rounds, payload).await?;
+    }
+    Ok(())
+}
+
+/// Rounds of both modes with one payload, then their JSON line.
+async fn report(casts: u64, calls: usize, rounds: usize, payload: usize) -> Result<(), BoxErr> {
     let mut raw = Vec::new();
     let mut ours = Vec::new();
     for r in 0..rounds {
-        let a = round("raw", casts, calls).await?;
-        let b = round("ours", casts, calls).await?;
-        eprintln!("round {r}: raw {a:?} ours {b:?}");
+        let a = round("raw", casts, calls, payload).await?;
+        let b = round("ours", casts, calls, payload).await?;
+        eprintln!("payload {payload} B, round {r}: raw {a:?} ours {b:?}");
         raw.push(a);
         ours.push(b);
     }
@@ -328,7 +363,7 @@ async fn run() -> Result<(), BoxErr> {
     let (r50, o50) = (m(&raw, |f| f.p50), m(&ours, |f| f.p50));
     let (r99, o99) = (m(&raw, |f| f.p99), m(&ours, |f| f.p99));
     println!(
-        "{{\"bench\":\"remote\",\"casts\":{casts},\"calls\":{calls},\"rounds\":{rounds},\
+        "{{\"bench\":\"remote\",\"payload_bytes\":{payload},\"casts\":{casts},\"calls\":{calls},\"rounds\":{rounds},\
 \"raw\":{{\"cast_msgs_per_s\":{rc:.0},\"call_p50_us\":{r50:.1},\"call_p99_us\":{r99:.1}}},\
 \"ours\":{{\"cast_msgs_per_s\":{oc:.0},\"call_p50_us\":{o50:.1},\"call_p99_us\":{o99:.1}}},\
 \"cast_throughput_cost_pct\":{:.1},\"call_p50_cost_pct\":{:.1}}}",
