@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{ChildTable, Row, SupEffect, SupPeerMsg};
+use crate::Now;
 
 /// How long a member that went down without leaving still counts for collection.
 pub const TOMBSTONE_HOLD: Duration = Duration::from_secs(300);
@@ -336,5 +337,34 @@ impl Collector {
     /// Tombstones this node has dropped since it started.
     pub(super) fn collected(&self) -> u64 {
         self.collected
+    }
+}
+
+impl super::SupervisorCore {
+    /// Drops the tombstones every counted replica has seen (see the module doc), and what this node
+    /// kept of those children ([`SupEffect::Collected`]); returns how many.
+    pub fn collect_tombstones(&mut self, now: Now, out: &mut Vec<SupEffect>) -> usize {
+        let peers = self
+            .names
+            .iter()
+            .chain(self.pending.keys())
+            .chain(self.heard.keys())
+            .filter(|n| **n != self.me);
+        let ids = self
+            .gc
+            .collect(&self.me, &mut self.table, peers, now.mono, out);
+        for id in &ids {
+            self.lost.remove(id);
+        }
+        let n = ids.len();
+        if n > 0 {
+            out.push(SupEffect::Collected(ids));
+        }
+        n
+    }
+
+    /// Tombstones this node has collected since it started.
+    pub fn tombstones_collected(&self) -> u64 {
+        self.gc.collected()
     }
 }

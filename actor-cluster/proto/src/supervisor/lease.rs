@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::{SupEffect, SupPeerMsg};
+use crate::Now;
 
 /// Asks kept while their grants are awaited (older ones are forgotten: their grants, if they
 /// ever come, renew nothing).
@@ -163,6 +164,23 @@ impl LeaseCore {
     /// length: before then, `node` may still run its children.
     pub fn expired_for(&self, node: &str) -> Option<Instant> {
         self.granted.get(node).map(|t| *t + self.length * 2)
+    }
+}
+
+impl super::SupervisorCore {
+    /// Whether this node may run children now: it holds its lease, or needs none.
+    pub fn leased(&self, now: Now) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(|l| l.is_valid(&self.me, now.mono))
+    }
+
+    /// Until when this node's children may handle messages: `None` without a lease (always);
+    /// an instant not after `now` when this node does not hold its lease. The shell checks it
+    /// before each message an entity handles.
+    pub fn fence(&self, now: Now) -> Option<Instant> {
+        let lease = self.lease.as_ref()?;
+        Some(lease.valid_until(&self.me, now.mono).unwrap_or(now.mono))
     }
 }
 

@@ -53,21 +53,6 @@ impl SupervisorCore {
         }
     }
 
-    /// Whether this node may run children now: it holds its lease, or needs none.
-    pub fn leased(&self, now: Now) -> bool {
-        self.lease
-            .as_ref()
-            .is_none_or(|l| l.is_valid(&self.me, now.mono))
-    }
-
-    /// Until when this node's children may handle messages: `None` without a lease (always);
-    /// an instant not after `now` when this node does not hold its lease. The shell checks it
-    /// before each message an entity handles.
-    pub fn fence(&self, now: Now) -> Option<Instant> {
-        let lease = self.lease.as_ref()?;
-        Some(lease.valid_until(&self.me, now.mono).unwrap_or(now.mono))
-    }
-
     /// Starts nothing, and refuses starts ([`SupRefusal::TooFewMembers`]), while fewer than
     /// `n` members are eligible (this node included): a node that cannot see its peers does
     /// not run the whole cluster's children alone.
@@ -511,32 +496,5 @@ impl SupervisorCore {
         }
         self.gc.announce(&self.me, now.mono, &mut out);
         out
-    }
-
-    /// Drops the tombstones every counted replica has seen (see [`gc`]), and what this node
-    /// kept of those children ([`SupEffect::Collected`]); returns how many.
-    pub fn collect_tombstones(&mut self, now: Now, out: &mut Vec<SupEffect>) -> usize {
-        let peers = self
-            .names
-            .iter()
-            .chain(self.pending.keys())
-            .chain(self.heard.keys())
-            .filter(|n| **n != self.me);
-        let ids = self
-            .gc
-            .collect(&self.me, &mut self.table, peers, now.mono, out);
-        for id in &ids {
-            self.lost.remove(id);
-        }
-        let n = ids.len();
-        if n > 0 {
-            out.push(SupEffect::Collected(ids));
-        }
-        n
-    }
-
-    /// Tombstones this node has collected since it started.
-    pub fn tombstones_collected(&self) -> u64 {
-        self.gc.collected()
     }
 }

@@ -439,68 +439,6 @@ impl<E: Entity> EntityRef<E> {
             }
         }
     }
-
-    async fn answer<R>(
-        &self,
-        rx: ractor::concurrency::OneshotReceiver<R>,
-        orx: ractor::concurrency::OneshotReceiver<String>,
-        t: &Target<E>,
-        events: &mut broadcast::Receiver<RegistryEvent>,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<R, DistSupervisorError> {
-        let exited = |reason: String| DistSupervisorError::ExitedWhileHandling {
-            id: self.id.clone(),
-            reason,
-        };
-        tokio::pin!(rx);
-        let gone: String = loop {
-            tokio::select! {
-                r = &mut rx => match r {
-                    Ok(v) => return Ok(v),
-                    Err(_) => {
-                        let reason = orx.await.unwrap_or_else(|_| "it stopped before answering".to_owned());
-                        if reason != super::host::LOST {
-                            return Err(exited(reason));
-                        }
-                        // The answer was lost with the actor's proxy: a local restart's
-                        // registration says why it failed.
-                        return Err(exited(self.exit_reason(events, t, deadline).await.unwrap_or(reason)));
-                    }
-                },
-                ev = events.recv() => match ev {
-                    Ok(RegistryEvent::Unregistered { name, owner }) if name == self.id && owner == t.owner => {
-                        break format!("it stopped on {} (or its node went down) while the call was being handled; the call was not sent again", owner.node);
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) if self.current().map(|c| c.actor.get_id()) != Some(t.actor.get_id()) => {
-                        break "it stopped while the call was being handled; the call was not sent again".to_owned();
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        break "the supervisor stopped".to_owned();
-                    }
-                    _ => {}
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(DistSupervisorError::Timeout(format!(
-                        "entity {:?} did not answer within {timeout:?}", self.id
-                    )));
-                }
-            }
-        };
-        // Its answer or its handler's error may still be on the way.
-        let grace = deadline.min(Instant::now() + GONE_GRACE);
-        match tokio::time::timeout_at(grace, &mut rx).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(_)) => Err(exited(
-                tokio::time::timeout_at(grace, orx)
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .unwrap_or(gone),
-            )),
-            Err(_) => Err(exited(gone)),
-        }
-    }
 }
 
 /// The child spec of entity `id` of kind `E` (for restart type and intensity, then
