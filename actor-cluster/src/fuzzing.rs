@@ -33,7 +33,9 @@ pub fn identity_frame(data: &[u8]) {
 
 /// Chunk headers and control frames, as a connection's reader walks them.
 fn chunks(mut data: &[u8]) {
-    use crate::mux::{decode_chunk_header, decode_control, KIND_CONTROL};
+    use crate::mux::{
+        decode_chunk_header, decode_control, decode_credit, KIND_CONTROL, KIND_CREDIT,
+    };
     while let Some(head) = data.get(..5) {
         let Ok(head) = <[u8; 5]>::try_from(head) else {
             return;
@@ -46,6 +48,9 @@ fn chunks(mut data: &[u8]) {
         };
         if kind == KIND_CONTROL {
             let _ = decode_control(body);
+        }
+        if kind == KIND_CREDIT {
+            let _ = decode_credit(body);
         }
         data = &data[5 + len..];
     }

@@ -9,9 +9,17 @@
 //! membership by our reader task as soon as they arrive.
 //!
 //! On the wire, after the identity exchange, both directions carry chunks:
-//! `kind: u8` (0 data, 1 control), `len: u32` big-endian, then `len` bytes. A data chunk holds
-//! up to [`DATA_CHUNK`] bytes of ractor's stream; a control chunk holds one codec-encoded
-//! [`Control`]. A chunk of another kind or above [`MAX_CHUNK`] ends the connection.
+//! `kind: u8` (0 data, 1 control, 2 credit), `len: u32` big-endian, then `len` bytes. A data
+//! chunk holds up to [`DATA_CHUNK`] bytes of ractor's stream; a control chunk holds one
+//! codec-encoded [`Control`]; a credit chunk holds the data bytes its sender has taken in so
+//! far. A chunk of another kind or above [`MAX_CHUNK`] ends the connection.
+//!
+//! The data lane is flow-controlled by credit, so that control frames overtake data in the
+//! receiving direction too: a writer sends data only while less than [`DATA_WINDOW`] bytes
+//! are unaccounted for by the peer's credit, and a reader therefore never stops reading its
+//! socket (it buffers at most the window; a peer that sends more is cut off). Without it, a
+//! receiver whose ractor session reads slower than the wire left a socket full of data, and a
+//! heartbeat's answer behind it waited past the failure detector's deadline.
 //!
 //! The writer also counts ractor frames (a big-endian `u64` length, then the payload) as they
 //! reach the socket: the bounded sends ([`crate::outbound`]) compare that count with what was sent through it to
@@ -31,12 +39,38 @@ use tokio_util::sync::PollSender;
 use crate::outbound::Outbound;
 
 pub use actor_cluster_proto::wire::{
-    chunk_header, decode_chunk_header, decode_control, encode_control, ChunkError, Control,
-    FrameCounter, DATA_CHUNK, KIND_CONTROL, KIND_DATA, MAX_CHUNK,
+    chunk_header, decode_chunk_header, decode_control, decode_credit, encode_control, ChunkError,
+    Control, FrameCounter, DATA_CHUNK, DATA_WINDOW, KIND_CONTROL, KIND_CREDIT, KIND_DATA,
+    MAX_CHUNK,
 };
 
 /// Data chunks queued between ractor's writer and the socket (per connection).
 const DATA_QUEUE: usize = 16;
+/// Taken-in bytes that make a credit chunk due.
+const GRANT_STEP: u64 = DATA_WINDOW / 4;
+
+/// Both directions' credit accounting of one connection's data lane.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Data bytes ractor's reader took from this connection (the receiving direction).
+    taken: AtomicU64,
+    /// The `taken` last reported to the peer.
+    announced: AtomicU64,
+    /// The peer's latest report of what it took (the sending direction).
+    granted: AtomicU64,
+    /// Wakes the writer: a credit chunk is due, or credit arrived.
+    wake: tokio::sync::Notify,
+}
+
+impl Flow {
+    /// ractor's reader took `n` more bytes: wakes the writer when a credit chunk is due.
+    fn took(&self, n: usize) {
+        let taken = self.taken.fetch_add(n as u64, Ordering::AcqRel) + n as u64;
+        if taken - self.announced.load(Ordering::Acquire) >= GRANT_STEP {
+            self.wake.notify_one();
+        }
+    }
+}
 /// Control frames queued per connection; a heartbeat finding it full is dropped (the next
 /// one follows within an interval).
 const CONTROL_QUEUE: usize = 64;
@@ -103,7 +137,9 @@ where
 {
     let (ctl_tx, ctl_rx) = mpsc::channel(CONTROL_QUEUE);
     let (out_tx, out_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
-    let (in_tx, in_rx) = mpsc::channel::<Bytes>(DATA_QUEUE);
+    // Unbounded, but credit bounds it: the peer sends at most the window beyond what was taken.
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<Bytes>();
+    let flow = Arc::new(Flow::default());
     let lane = Arc::new(Lane {
         control: ctl_tx,
         ready: AtomicBool::new(false),
@@ -112,8 +148,9 @@ where
     });
     let l = lane.clone();
     let e = on_error.clone();
+    let f = flow.clone();
     tokio::spawn(async move {
-        if let Err(err) = write_loop(write, ctl_rx, out_rx, &l).await {
+        if let Err(err) = write_loop(write, ctl_rx, out_rx, &l, &f).await {
             tracing::debug!(peer = %l.peer(), error = %err, "connection writer ended");
         }
         // Either the connection failed or ractor dropped its writer (the session is over):
@@ -123,8 +160,9 @@ where
         l.outbound.close();
     });
     let l = Arc::downgrade(&lane);
+    let f = flow.clone();
     tokio::spawn(async move {
-        if let Err(err) = read_loop(read, in_tx, &l, &handler).await {
+        if let Err(err) = read_loop(read, in_tx, &l, &handler, &f).await {
             tracing::debug!(error = %err, "connection reader ended");
             on_error();
         }
@@ -134,6 +172,7 @@ where
         MuxRead {
             rx: in_rx,
             cur: Bytes::new(),
+            flow,
         },
         MuxWrite {
             tx: PollSender::new(out_tx),
@@ -146,18 +185,34 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut ctl_rx: mpsc::Receiver<Bytes>,
     mut out_rx: mpsc::Receiver<Bytes>,
     lane: &Lane,
+    flow: &Flow,
 ) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(DATA_CHUNK + 5, write);
     let mut frames = FrameCounter::default();
     let mut control_open = true;
+    // Data bytes written; unflushed bytes in `w`.
+    let (mut sent, mut dirty) = (0u64, false);
     loop {
+        let taken = flow.taken.load(Ordering::Acquire);
+        if taken - flow.announced.load(Ordering::Acquire) >= GRANT_STEP {
+            w.write_all(&chunk_header(KIND_CREDIT, 8)).await?;
+            w.write_all(&taken.to_be_bytes()).await?;
+            flow.announced.store(taken, Ordering::Release);
+            dirty = true;
+        }
+        let open = sent - flow.granted.load(Ordering::Acquire).min(sent) < DATA_WINDOW;
+        if dirty && ctl_rx.is_empty() && (!open || out_rx.is_empty()) {
+            w.flush().await?;
+            dirty = false;
+        }
         let (kind, chunk) = tokio::select! {
             biased;
             c = ctl_rx.recv(), if control_open => match c {
                 Some(c) => (KIND_CONTROL, c),
                 None => { control_open = false; continue; }
             },
-            d = out_rx.recv() => match d {
+            () = flow.wake.notified() => continue,
+            d = out_rx.recv(), if open => match d {
                 Some(d) => (KIND_DATA, d),
                 // ractor dropped its writer: the session is over.
                 None => break,
@@ -165,11 +220,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         w.write_all(&chunk_header(kind, chunk.len())).await?;
         w.write_all(&chunk).await?;
+        dirty = true;
         if kind == KIND_DATA {
+            sent += chunk.len() as u64;
             lane.outbound.wrote(frames.feed(&chunk));
-        }
-        if ctl_rx.is_empty() && out_rx.is_empty() {
-            w.flush().await?;
         }
     }
     w.flush().await?;
@@ -178,10 +232,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut read: R,
-    in_tx: mpsc::Sender<Bytes>,
+    in_tx: mpsc::UnboundedSender<Bytes>,
     lane: &std::sync::Weak<Lane>,
     handler: &ControlHandler,
+    flow: &Flow,
 ) -> io::Result<()> {
+    let mut received = 0u64;
     loop {
         let mut head = [0u8; 5];
         match read.read_exact(&mut head).await {
@@ -195,10 +251,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let mut body = vec![0u8; len];
         read.read_exact(&mut body).await?;
         if kind == KIND_DATA {
-            if in_tx.send(Bytes::from(body)).await.is_err() {
+            received += len as u64;
+            let taken = flow.taken.load(Ordering::Acquire);
+            if received.saturating_sub(taken) > DATA_WINDOW + MAX_CHUNK as u64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the peer sent past its flow-control window",
+                ));
+            }
+            if in_tx.send(Bytes::from(body)).is_err() {
                 // ractor's reader is gone.
                 return Ok(());
             }
+            continue;
+        }
+        if kind == KIND_CREDIT {
+            let granted =
+                decode_credit(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            flow.granted.fetch_max(granted, Ordering::AcqRel);
+            flow.wake.notify_one();
             continue;
         }
         let Some(lane) = lane.upgrade() else {
@@ -220,8 +291,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 /// ractor's read half: the data lane's bytes.
 pub(crate) struct MuxRead {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
     cur: Bytes,
+    flow: Arc<Flow>,
 }
 
 impl AsyncRead for MuxRead {
@@ -233,7 +305,10 @@ impl AsyncRead for MuxRead {
         let this = &mut *self;
         while this.cur.is_empty() {
             match ready!(this.rx.poll_recv(cx)) {
-                Some(b) => this.cur = b,
+                Some(b) => {
+                    this.flow.took(b.len());
+                    this.cur = b;
+                }
                 // End of stream.
                 None => return Poll::Ready(Ok(())),
             }
@@ -282,116 +357,4 @@ impl AsyncWrite for MuxWrite {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn frame(payload: &[u8]) -> Vec<u8> {
-        let mut v = (payload.len() as u64).to_be_bytes().to_vec();
-        v.extend_from_slice(payload);
-        v
-    }
-
-    #[test]
-    fn frame_counter_counts_frames_split_anywhere() {
-        let mut stream = Vec::new();
-        for i in 0..50usize {
-            stream.extend(frame(&vec![7u8; i * 13 % 300]));
-        }
-        for piece in [1usize, 2, 3, 7, 8, 9, 64, 1000, stream.len()] {
-            let mut c = FrameCounter::default();
-            let n: u64 = stream.chunks(piece).map(|p| c.feed(p)).sum();
-            assert_eq!(n, 50, "pieces of {piece}");
-        }
-    }
-
-    #[test]
-    fn chunk_headers_round_trip_and_refuse_bad_ones() {
-        assert_eq!(
-            decode_chunk_header(chunk_header(KIND_CONTROL, 300)),
-            Ok((KIND_CONTROL, 300))
-        );
-        assert_eq!(
-            decode_chunk_header([9, 0, 0, 0, 1]),
-            Err(ChunkError::Kind(9))
-        );
-        assert_eq!(
-            decode_chunk_header(chunk_header(KIND_DATA, MAX_CHUNK + 1)),
-            Err(ChunkError::TooLong(MAX_CHUNK + 1))
-        );
-    }
-
-    #[tokio::test]
-    async fn queued_control_is_written_before_queued_data() {
-        let (a, _b) = tokio::io::duplex(64);
-        let (r, w) = tokio::io::split(a);
-        let (lane, _r, _w) = start(
-            "p".into(),
-            r,
-            w,
-            Arc::new(|_: &Lane, _| {}),
-            Arc::new(|| {}),
-        );
-        let (ctl_tx, ctl_rx) = mpsc::channel(4);
-        let (out_tx, out_rx) = mpsc::channel(4);
-        let data = Bytes::from(frame(&[1, 2, 3]));
-        for _ in 0..3 {
-            out_tx.send(data.clone()).await.unwrap();
-        }
-        ctl_tx.send(Bytes::from_static(b"hb")).await.unwrap();
-        drop(out_tx);
-        let mut out = Vec::new();
-        write_loop(&mut out, ctl_rx, out_rx, &lane).await.unwrap();
-        // The control chunk, queued last, is written first; then the data in order.
-        let head = |at: usize| decode_chunk_header(out[at..at + 5].try_into().unwrap()).unwrap();
-        assert_eq!(head(0), (KIND_CONTROL, 2));
-        assert_eq!(&out[5..7], b"hb");
-        let mut at = 7;
-        for _ in 0..3 {
-            assert_eq!(head(at), (KIND_DATA, data.len()));
-            assert_eq!(&out[at + 5..at + 5 + data.len()], &data[..]);
-            at += 5 + data.len();
-        }
-        assert_eq!(at, out.len());
-        assert_eq!(lane.outbound.frames_out(), 3);
-    }
-
-    #[tokio::test]
-    async fn control_and_data_share_a_connection_and_arrive_intact() {
-        let (a, b) = tokio::io::duplex(1 << 16);
-        let (ar, aw) = tokio::io::split(a);
-        let (br, bw) = tokio::io::split(b);
-        let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let g = got.clone();
-        let handler: ControlHandler = Arc::new(move |_, c| g.lock().push(c));
-        let noop: Arc<dyn Fn() + Send + Sync> = Arc::new(|| {});
-        let (la, _ra, mut wa) = start("b".into(), ar, aw, handler.clone(), noop.clone());
-        let (lb, mut rb, _wb) = start("a".into(), br, bw, handler, noop);
-        lb.set_ready();
-        la.set_ready();
-        let mut data = Vec::new();
-        for i in 0..2000u32 {
-            data.extend(frame(&i.to_be_bytes()));
-        }
-        let writer = tokio::spawn(async move {
-            wa.write_all(&data).await.unwrap();
-            wa.flush().await.unwrap();
-            wa
-        });
-        let hb = Control::Probe {
-            probe: actor_cluster_proto::membership::Probe::Ping { seq: 1, members: 2 },
-            services: vec![(3, 4)],
-            wall_ns: 5,
-        };
-        assert!(la.send_control(Bytes::from(encode_control(&hb).unwrap())));
-        let mut back = vec![0u8; 2000 * 12];
-        rb.read_exact(&mut back).await.unwrap();
-        let _wa = writer.await.unwrap();
-        let mut c = FrameCounter::default();
-        assert_eq!(c.feed(&back), 2000);
-        assert_eq!(&back[8..12], &0u32.to_be_bytes());
-        assert_eq!(&back[back.len() - 4..], &1999u32.to_be_bytes());
-        assert_eq!(got.lock().as_slice(), &[hb]);
-        assert_eq!(la.outbound.frames_out(), 2000);
-    }
-}
+mod tests;

@@ -84,6 +84,13 @@ pub fn decode_identity_frame(frame: &[u8]) -> Result<NodeIdentity, WireError> {
 pub const KIND_DATA: u8 = 0;
 /// Kind byte of a control chunk.
 pub const KIND_CONTROL: u8 = 1;
+/// Kind byte of a credit chunk: the data-lane bytes the sender has taken in so far (a
+/// big-endian `u64`), which lets the peer send that much more (see [`DATA_WINDOW`]).
+pub const KIND_CREDIT: u8 = 2;
+/// Data-lane bytes a node may have on the way to a peer beyond what the peer reported taken
+/// in: the peer's receive buffer per connection. Because a sender never exceeds it, a
+/// receiver can always read its socket, and control frames never wait behind data.
+pub const DATA_WINDOW: u64 = 1 << 20;
 /// Largest data chunk we write.
 pub const DATA_CHUNK: usize = 64 * 1024;
 /// Largest chunk accepted from a peer.
@@ -114,12 +121,15 @@ pub enum ChunkError {
     /// The length is above [`MAX_CHUNK`].
     #[error("chunk of {0} bytes is over the limit")]
     TooLong(usize),
+    /// A credit chunk whose body is not 8 bytes long.
+    #[error("credit chunk of {0} bytes (8 expected)")]
+    Credit(usize),
 }
 
 /// Parses a chunk header: its kind and payload length.
 pub fn decode_chunk_header(head: [u8; 5]) -> Result<(u8, usize), ChunkError> {
     let kind = head[0];
-    if kind != KIND_DATA && kind != KIND_CONTROL {
+    if kind != KIND_DATA && kind != KIND_CONTROL && kind != KIND_CREDIT {
         return Err(ChunkError::Kind(kind));
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
@@ -127,6 +137,14 @@ pub fn decode_chunk_header(head: [u8; 5]) -> Result<(u8, usize), ChunkError> {
         return Err(ChunkError::TooLong(len));
     }
     Ok((kind, len))
+}
+
+/// Decodes a credit chunk's body.
+pub fn decode_credit(body: &[u8]) -> Result<u64, ChunkError> {
+    let b: [u8; 8] = body
+        .try_into()
+        .map_err(|_| ChunkError::Credit(body.len()))?;
+    Ok(u64::from_be_bytes(b))
 }
 
 /// Encodes a chunk header.

@@ -43,8 +43,8 @@ async fn received(n: &TestNode) -> u64 {
 }
 
 /// Floods `to` from `from` and waits until the flood is over and every admitted message
-/// arrived. Returns the final status.
-async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: FloodMode) -> Value {
+/// arrived. Returns the final status. (`all` are the nodes, for their downs in a failure.)
+async fn flood(all: &[TestNode], from: &TestNode, to: &TestNode, n: u64, mode: FloodMode) -> Value {
     let before = received(to).await;
     from.command(&ClusterCmd::Flood(FloodCmd::Flood {
         n,
@@ -79,7 +79,15 @@ async fn flood(from: &TestNode, to: &TestNode, n: u64, mode: FloodMode) -> Value
         }
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}; last status {}; logs {} {}", status.lock(), from.log_path().display(), to.log_path().display()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; last status {}; downs {:?}; logs {} {}",
+            status.lock(),
+            downs(all),
+            from.log_path().display(),
+            to.log_path().display()
+        )
+    });
     let status = status.lock().clone();
     println!("{mode:?}: {status}");
     assert_eq!(status["failed"], json!(0));
@@ -113,17 +121,17 @@ async fn a_flood_is_bounded_and_nobody_is_declared_down() {
     .unwrap();
     let (target, flooder) = (&nodes[0], &nodes[1]);
 
-    let st = flood(flooder, target, 300_000, FloodMode::Try).await;
+    let st = flood(&nodes, flooder, target, 300_000, FloodMode::Try).await;
     assert!(
         st["dropped"].as_u64().unwrap() > 0,
         "a flood far above the bound drops some casts: {st}"
     );
 
-    let st = flood(flooder, target, 100_000, FloodMode::Wait).await;
+    let st = flood(&nodes, flooder, target, 100_000, FloodMode::Wait).await;
     assert_eq!(st["dropped"], json!(0), "waiting sends drop nothing: {st}");
 
     // ractor's own unbounded casts: slow to drain, but heartbeats overtake the queue.
-    flood(flooder, target, 300_000, FloodMode::Raw).await;
+    flood(&nodes, flooder, target, 300_000, FloodMode::Raw).await;
 
     let members = nodes[2].up_members().await.unwrap();
     assert_eq!(

@@ -74,13 +74,15 @@ async fn ten_thousand_short_lived_children_leave_every_replica_flat() {
         most_rows.push(rows);
     }
     // Flat: the second half's largest replica is no larger than a few waves, however many
-    // children came before (without collection it would hold every one: 10,000).
+    // children came before (without collection it would hold every one: 5,500 to 10,000).
+    // A tombstone waits for every member's ack (asked for every 2 s) and a wave takes about
+    // a second in a debug build, so up to four waves are seen waiting (1,975 rows, once).
     let late = most_rows[most_rows.len() / 2..]
         .iter()
         .max()
         .copied()
         .unwrap();
-    assert!(late <= 3 * wave, "replicas grew: {most_rows:?}");
+    assert!(late <= 5 * wave, "replicas grew: {most_rows:?}");
     let took = wait_until(
         "every tombstone is collected",
         Duration::from_secs(30),
