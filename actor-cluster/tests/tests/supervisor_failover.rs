@@ -151,17 +151,25 @@ async fn kill_9_removes_the_node_s_temporary_children_and_restarts_only_the_perm
     let expected: BTreeSet<String> = ids.difference(&gone).cloned().collect();
     // The permanent children run again; the victim's temporary ones run nowhere, and every
     // survivor's table has dropped them.
+    let last = parking_lot::Mutex::new(String::new());
     wait_until(
         "permanent children restarted, temporary ones removed",
         Duration::from_secs(10),
         || async {
-            if exactly_once(&survivors, &expected).await.is_err() {
+            if let Err(e) = exactly_once(&survivors, &expected).await {
+                *last.lock() = e;
                 return Ok(false);
             }
             for s in &survivors {
                 let listed: BTreeSet<String> =
                     which(s).await.into_iter().map(|(id, _, _)| id).collect();
                 if listed != expected {
+                    *last.lock() = format!(
+                        "{} lists {:?} more and misses {:?}",
+                        s.name(),
+                        listed.difference(&expected).collect::<Vec<_>>(),
+                        expected.difference(&listed).collect::<Vec<_>>()
+                    );
                     return Ok(false);
                 }
             }
@@ -169,7 +177,17 @@ async fn kill_9_removes_the_node_s_temporary_children_and_restarts_only_the_perm
         },
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| {
+        let logs: Vec<_> = nodes
+            .iter()
+            .map(|n| n.log_path().display().to_string())
+            .collect();
+        panic!(
+            "{e}: {}; victim {}; logs {logs:?}",
+            last.lock(),
+            nodes[victim].name()
+        )
+    });
     println!(
         "{} temporary children of the killed node removed, not restarted",
         gone.len()

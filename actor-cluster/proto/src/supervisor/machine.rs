@@ -140,7 +140,7 @@ impl SupervisorCore {
         self.hold_until.is_some_and(|t| now.mono < t) || self.unsynced(now.mono, reg)
     }
 
-    fn put_row(&mut self, spec: DistChildSpec, status: ChildStatus, now: Now) -> Row {
+    pub(super) fn put_row(&mut self, spec: DistChildSpec, status: ChildStatus, now: Now) -> Row {
         let row = Row {
             spec,
             status,
@@ -179,6 +179,10 @@ impl SupervisorCore {
             if self.placement.is_random() {
                 let h = placement::hash(&[&spec.id, &sample.to_string()]);
                 spec.pinned = cands.get((h % cands.len() as u64) as usize).cloned();
+            } else if spec.restart == RestartType::Temporary {
+                // Where it starts, so that its node's death drops it even on a node that never
+                // saw it registered (see `temporary_lost`).
+                spec.pinned = self.placement.place(&spec, &cands);
             }
             fresh.push(spec);
         }
@@ -320,34 +324,6 @@ impl SupervisorCore {
             }
         }
         out
-    }
-
-    /// A `Temporary` child whose registration went away with a node that is no longer a
-    /// member: OTP never restarts a temporary child, so it is not started elsewhere either.
-    fn temporary_lost(&self, id: &str) -> bool {
-        self.table
-            .get(id)
-            .is_some_and(|r| r.spec.restart == RestartType::Temporary)
-            && self
-                .lost
-                .get(id)
-                .is_some_and(|node| !self.members.contains_key(node))
-    }
-
-    /// Removes a lost temporary child from the table (on every node, through the delta),
-    /// where a permanent one would be started. Only the node that placement picks to run it
-    /// decides, as it would for a restart.
-    fn drop_temporary(&mut self, now: Now, id: &str, out: &mut Vec<SupEffect>) {
-        let Some(row) = self.table.get(id).cloned() else {
-            return;
-        };
-        let node = self.lost.remove(id).unwrap_or_default();
-        let row = self.put_row(row.spec, ChildStatus::Removed, now);
-        self.rows_changed(&[row], out);
-        out.push(SupEffect::Event(SupEvent::Dropped {
-            id: id.to_owned(),
-            node,
-        }));
     }
 
     fn start(&mut self, id: &str, out: &mut Vec<SupEffect>) {

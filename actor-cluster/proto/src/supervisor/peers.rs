@@ -148,6 +148,40 @@ impl SupervisorCore {
         self.dirty = true;
     }
 
+    /// A `Temporary` child whose registration went away with a node that is no longer a
+    /// member, or that was placed on such a node (this node may not have seen it registered
+    /// before its node died): OTP never restarts a temporary child, so it is not started
+    /// elsewhere either.
+    pub(super) fn temporary_lost(&self, id: &str) -> bool {
+        let Some(r) = self.table.get(id) else {
+            return false;
+        };
+        let gone = |node: &String| !self.members.contains_key(node);
+        r.spec.restart == RestartType::Temporary
+            && (self.lost.get(id).is_some_and(gone) || r.spec.pinned.as_ref().is_some_and(gone))
+    }
+
+    /// Removes a lost temporary child from the table (on every node, through the delta),
+    /// where a permanent one would be started. Only the node that placement picks to run it
+    /// decides, as it would for a restart.
+    pub(super) fn drop_temporary(&mut self, now: Now, id: &str, out: &mut Vec<SupEffect>) {
+        let Some(row) = self.table.get(id).cloned() else {
+            return;
+        };
+        // The node it ran on, or else the one it was placed on.
+        let node = self
+            .lost
+            .remove(id)
+            .or_else(|| row.spec.pinned.clone())
+            .unwrap_or_default();
+        let row = self.put_row(row.spec, ChildStatus::Removed, now);
+        self.rows_changed(&[row], out);
+        out.push(SupEffect::Event(SupEvent::Dropped {
+            id: id.to_owned(),
+            node,
+        }));
+    }
+
     /// Members it knows of that this node cannot yet tell the children of.
     pub(super) fn unsynced(&self, now: Instant, reg: &dyn RegistryView) -> bool {
         let synced = |n: &str| self.members.contains_key(n) && reg.is_synced_with(n);

@@ -25,7 +25,9 @@ pub struct DistChildSpec {
     pub max_restarts: u32,
     /// Window of the intensity, ms.
     pub period_ms: u64,
-    /// The node chosen at start (random placement); others place by hashing.
+    /// The node chosen at start (random placement); others place by hashing. A `Temporary`
+    /// child records the node it was placed on at start under any placement (only random
+    /// placement keeps it there): when that node is gone, the child is dropped, not restarted.
     pub pinned: Option<String>,
 }
 

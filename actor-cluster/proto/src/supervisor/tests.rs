@@ -161,6 +161,42 @@ fn a_temporary_child_that_moves_between_live_nodes_is_started_on_its_new_node() 
     );
 }
 
+#[test]
+fn a_temporary_child_placed_on_a_node_that_died_before_it_was_seen_registered_is_removed() {
+    let mut core = SupervisorCore::new("a", ["w".to_owned()], Arc::new(Uniform), false);
+    let base = Instant::now();
+    let _ = core.on_member_up(at(base, 0), "b");
+    let _ = core.on_peer(at(base, 1), hello("b"));
+    let specs: Vec<DistChildSpec> = (0..20)
+        .map(|i| DistChildSpec::new(format!("t{i}"), "w", vec![]).restart(RestartType::Temporary))
+        .collect();
+    assert!(core.put(at(base, 2), specs, 0).is_ok());
+    let on_b: Vec<String> = core
+        .table()
+        .live()
+        .filter(|r| r.spec.pinned.as_deref() == Some("b"))
+        .map(|r| r.spec.id.clone())
+        .collect();
+    assert!(
+        !on_b.is_empty() && on_b.len() < 20,
+        "placed on both: {on_b:?}"
+    );
+    // b dies before its registrations of them reached a (no `on_unregistered`).
+    core.on_member_down(at(base, 100), "b");
+    let reg: BTreeMap<String, String> = BTreeMap::new();
+    let effects = core.reconcile(at(base, 101), &reg);
+    let started = starts(&effects);
+    for id in &on_b {
+        assert!(!started.contains(id), "{id} restarted: {effects:?}");
+        assert_eq!(
+            core.table().get(id).map(|r| r.status.clone()),
+            Some(ChildStatus::Removed)
+        );
+    }
+    // Its own are started as usual.
+    assert_eq!(started.len(), 20 - on_b.len(), "{effects:?}");
+}
+
 /// Cores that exchange every message at once, except with the nodes in `cut`.
 struct Mesh {
     cores: BTreeMap<String, SupervisorCore>,
