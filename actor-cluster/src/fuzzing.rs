@@ -115,9 +115,9 @@ pub fn gossip_seeds() -> Vec<Vec<u8>> {
 }
 
 /// Valid inputs for [`identity_frame`]: an identity frame, and a data chunk followed by a
-/// probe (a ping with summaries, then a member list) on the control lane.
+/// probe (a ping with summaries, then a member list) on the control lane and a credit chunk.
 pub fn identity_seeds() -> Vec<Vec<u8>> {
-    use crate::mux::{chunk_header, encode_control, Control, KIND_CONTROL, KIND_DATA};
+    use crate::mux::{chunk_header, encode_control, Control, KIND_CONTROL, KIND_CREDIT, KIND_DATA};
     let mut seeds: Vec<Vec<u8>> = crate::transport::identity_frame(&me("n1"))
         .into_iter()
         .collect();
@@ -143,6 +143,9 @@ pub fn identity_seeds() -> Vec<Vec<u8>> {
             s.extend_from_slice(&hb);
         }
     }
+    // And a credit chunk: 1 MiB taken in.
+    s.extend_from_slice(&chunk_header(KIND_CREDIT, 8));
+    s.extend_from_slice(&(1u64 << 20).to_be_bytes());
     seeds.push(s);
     seeds
 }

@@ -17,6 +17,10 @@ pub mod __private {
 
     use actor_core_base::codec::{count_failure, CodecError};
 
+    /// `Vec<u8>` fields travel as MessagePack `bin` (one copy), not as an array of integers
+    /// (one encoded integer per byte); the decoder accepts both.
+    pub use serde_bytes::{ByteBuf, Bytes};
+
     fn encode_args<A: Serialize>(variant: &str, args: &A) -> Result<Vec<u8>, BoxedDowncastErr> {
         actor_core_base::codec::encode(args).map_err(|e| {
             tracing::warn!(variant, error = %e, "cannot encode a remote message");

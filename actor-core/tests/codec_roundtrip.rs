@@ -193,6 +193,59 @@ fn derived_casts_round_trip() {
     }
 }
 
+/// A derived message with byte vectors, in a cast and in a call.
+#[derive(RemoteMessage)]
+enum BlobMsg {
+    Blob(Vec<u8>),
+    Put {
+        key: String,
+        value: Vec<u8>,
+        reply: RpcReplyPort<usize>,
+    },
+}
+
+#[tokio::test]
+async fn byte_vectors_travel_as_bin_and_the_older_array_form_still_decodes() {
+    let payload: Vec<u8> = (0..=255).collect();
+    let wire = BlobMsg::Blob(payload.clone()).serialize().unwrap();
+    // As `bin`, the bytes are in the frame in one piece (as an array of integers, each byte
+    // from 128 up would take two).
+    let (_, a) = args(&wire);
+    assert!(a.len() < payload.len() + 16, "{} bytes", a.len());
+    assert!(a.windows(payload.len()).any(|w| w == payload.as_slice()));
+    match BlobMsg::deserialize(wire).unwrap() {
+        BlobMsg::Blob(b) => assert_eq!(b, payload),
+        _ => panic!("wrong variant"),
+    }
+    // A sender of an older build encoded the field as an array of integers.
+    let old = SerializedMessage::Cast {
+        variant: "Blob".into(),
+        args: codec::encode(&(payload.clone(),)).unwrap(),
+        metadata: None,
+    };
+    match BlobMsg::deserialize(old).unwrap() {
+        BlobMsg::Blob(b) => assert_eq!(b, payload),
+        _ => panic!("wrong variant"),
+    }
+    // In a call, beside other fields.
+    let (tx, rx) = actor_core::ractor::concurrency::oneshot::<usize>();
+    let wire = BlobMsg::Put {
+        key: "k".into(),
+        value: payload.clone(),
+        reply: tx.into(),
+    }
+    .serialize()
+    .unwrap();
+    match BlobMsg::deserialize(wire).unwrap() {
+        BlobMsg::Put { key, value, reply } => {
+            assert_eq!(key, "k");
+            reply.send(value.len()).unwrap();
+        }
+        _ => panic!("wrong variant"),
+    }
+    assert_eq!(rx.await.unwrap(), 256);
+}
+
 #[tokio::test]
 async fn derived_calls_bridge_reply_ports_both_ways() {
     // Caller side: a typed port becomes a byte port; the receiver side turns it back into a

@@ -105,8 +105,11 @@ fn seeds_decode_as_the_messages_they_encode() {
         };
         assert!(ok, "a seed is a valid message");
     }
-    // An identity frame, then a data chunk followed by probe frames on the control lane.
-    use actor_cluster::mux::{decode_chunk_header, decode_control, KIND_CONTROL, KIND_DATA};
+    // An identity frame, then a data chunk followed by probe frames on the control lane and a
+    // credit chunk.
+    use actor_cluster::mux::{
+        decode_chunk_header, decode_control, decode_credit, KIND_CONTROL, KIND_CREDIT, KIND_DATA,
+    };
     let seeds = actor_cluster::fuzzing::identity_seeds();
     assert_eq!(seeds.len(), 2);
     assert!(actor_cluster::decode_identity_frame(&seeds[0]).is_ok());
@@ -117,15 +120,21 @@ fn seeds_decode_as_the_messages_they_encode() {
     let (kind, _, rest) = chunk(&seeds[1]);
     assert_eq!(kind, KIND_DATA);
     let mut rest = rest;
-    let mut frames = 0;
+    let (mut frames, mut credits) = (0, 0);
     while !rest.is_empty() {
         let (kind, body, more) = chunk(&rest);
-        assert_eq!(kind, KIND_CONTROL);
-        assert!(decode_control(&body).is_ok());
-        frames += 1;
+        if kind == KIND_CREDIT {
+            assert_eq!(decode_credit(&body), Ok(1 << 20));
+            credits += 1;
+        } else {
+            assert_eq!(kind, KIND_CONTROL);
+            assert!(decode_control(&body).is_ok());
+            frames += 1;
+        }
         rest = more;
     }
     assert_eq!(frames, 2, "a ping with summaries and a member list");
+    assert_eq!(credits, 1, "a credit chunk");
 }
 
 #[test]

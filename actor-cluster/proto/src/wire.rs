@@ -4,7 +4,8 @@
 //! * the identity frame a node sends first on every connection ([`identity_frame`]);
 //! * the chunks that follow it: a kind byte, a big-endian `u32` length, the bytes
 //!   ([`chunk_header`]); data chunks carry ractor_cluster's stream, control chunks one
-//!   [`Control`] frame (heartbeats, ahead of queued data);
+//!   [`Control`] frame (heartbeats, ahead of queued data), credit chunks the data lane's flow
+//!   control ([`DATA_WINDOW`]);
 //! * [`FrameCounter`], which counts ractor's length-prefixed frames in the data stream;
 //! * the names of the process groups the replicated services' endpoints join.
 
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::membership::Probe;
 use crate::{NodeIdentity, Owner};
 
-const MAGIC: &[u8; 4] = b"ACT5";
+const MAGIC: &[u8; 4] = b"ACT6";
 /// Largest identity frame body accepted.
 const MAX_HELLO: usize = 16 * 1024;
 
@@ -32,9 +33,10 @@ struct Hello {
     identity: NodeIdentity,
 }
 
-/// The identity frame a node sends first on every connection: `ACT5` (protocol version 5:
-/// data and control chunks follow; control chunks carry membership probes with service
-/// summaries; registry, child-table and flag-cache messages are the replication skeleton's), a big-endian `u32` length, and the codec-encoded identity. Public for tests and fuzzing.
+/// The identity frame a node sends first on every connection: `ACT6` (protocol version 6:
+/// data, control and credit chunks follow; control chunks carry membership probes with service
+/// summaries; registry, child-table and flag-cache messages are the replication skeleton's), a
+/// big-endian `u32` length, and the codec-encoded identity. Public for tests and fuzzing.
 pub fn identity_frame(identity: &NodeIdentity) -> Result<Vec<u8>, WireError> {
     let hello = codec::encode(&Hello {
         identity: identity.clone(),
@@ -247,10 +249,10 @@ mod tests {
         let frame = identity_frame(&me).unwrap();
         assert_eq!(decode_identity_frame(&frame), Ok(me));
         let mut old = frame.clone();
-        old[3] = b'4';
+        old[3] = b'5';
         assert!(
             decode_identity_frame(&old).is_err(),
-            "an ACT4 peer is refused"
+            "an ACT5 peer (no credit) is refused"
         );
         assert!(decode_identity_frame(&frame[..frame.len() - 1]).is_err());
     }

@@ -56,6 +56,22 @@ fn reply_type(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// Whether `ty` is `Vec<u8>` (any path ending in `Vec`, with the argument `u8`): such a field
+/// is encoded as MessagePack `bin`.
+fn is_byte_vec(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    let Some(seg) = p.path.segments.last() else {
+        return false;
+    };
+    if seg.ident != "Vec" {
+        return false;
+    }
+    let PathArguments::AngleBracketed(args) = &seg.arguments else {
+        return false;
+    };
+    matches!(args.args.first(), Some(GenericArgument::Type(Type::Path(t))) if t.path.is_ident("u8"))
+}
+
 struct Field<'a> {
     /// Binding used in patterns.
     bind: syn::Ident,
@@ -128,7 +144,37 @@ fn remote_message(input: &DeriveInput) -> syn::Result<TokenStream2> {
             .map(|(_, f)| f)
             .collect();
         let arg_binds: Vec<&syn::Ident> = args.iter().map(|f| &f.bind).collect();
-        let arg_tys: Vec<&Type> = args.iter().map(|f| f.ty).collect();
+        // What is encoded and decoded for each field: `Vec<u8>` as bytes.
+        let arg_exprs: Vec<TokenStream2> = args
+            .iter()
+            .map(|f| {
+                let b = &f.bind;
+                if is_byte_vec(f.ty) {
+                    quote! { ::actor_core::codec::__private::Bytes::new(&#b) }
+                } else {
+                    quote! { #b }
+                }
+            })
+            .collect();
+        let wire_tys: Vec<TokenStream2> = args
+            .iter()
+            .map(|f| {
+                if is_byte_vec(f.ty) {
+                    quote! { ::actor_core::codec::__private::ByteBuf }
+                } else {
+                    let t = f.ty;
+                    quote! { #t }
+                }
+            })
+            .collect();
+        let unwrap_bytes: Vec<TokenStream2> = args
+            .iter()
+            .filter(|f| is_byte_vec(f.ty))
+            .map(|f| {
+                let b = &f.bind;
+                quote! { let #b = #b.into_vec(); }
+            })
+            .collect();
 
         let pattern = |binds: &[&Field<'_>]| -> TokenStream2 {
             match &variant.fields {
@@ -153,12 +199,13 @@ fn remote_message(input: &DeriveInput) -> syn::Result<TokenStream2> {
         match reply_pos {
             None => {
                 ser_arms.push(quote! {
-                    #pat => ::actor_core::codec::__private::cast(#vstr, &( #(#arg_binds,)* )),
+                    #pat => ::actor_core::codec::__private::cast(#vstr, &( #(#arg_exprs,)* )),
                 });
                 cast_arms.push(quote! {
                     #vstr => {
-                        let ( #(#arg_binds,)* ): ( #(#arg_tys,)* ) =
+                        let ( #(#arg_binds,)* ): ( #(#wire_tys,)* ) =
                             ::actor_core::codec::__private::decode_args(#vstr, &args)?;
+                        #(#unwrap_bytes)*
                         ::core::result::Result::Ok(#pat)
                     }
                 });
@@ -169,11 +216,11 @@ fn remote_message(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     syn::Error::new_spanned(fields[pos].ty, "expected RpcReplyPort<T>")
                 })?;
                 ser_arms.push(quote! {
-                    #pat => ::actor_core::codec::__private::call::<#rty, _>(#vstr, &( #(#arg_binds,)* ), #port),
+                    #pat => ::actor_core::codec::__private::call::<#rty, _>(#vstr, &( #(#arg_exprs,)* ), #port),
                 });
                 call_arms.push(quote! {
                     #vstr => {
-                        let ( #(#arg_binds,)* ): ( #(#arg_tys,)* ) =
+                        let ( #(#arg_binds,)* ): ( #(#wire_tys,)* ) =
                             match ::actor_core::codec::__private::decode_args(#vstr, &args) {
                                 ::core::result::Result::Ok(v) => v,
                                 ::core::result::Result::Err(e) => {
@@ -181,6 +228,7 @@ fn remote_message(input: &DeriveInput) -> syn::Result<TokenStream2> {
                                     return ::core::result::Result::Err(e);
                                 }
                             };
+                        #(#unwrap_bytes)*
                         let #port = ::actor_core::codec::__private::reply_port::<#rty>(reply)?;
                         ::core::result::Result::Ok(#pat)
                     }
