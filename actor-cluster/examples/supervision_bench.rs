@@ -12,7 +12,10 @@
 //!   (it does not know their kind), holds only the replicated state: the child table and the
 //!   registry's entries (`replica_bytes_per_child`).
 //!
-//! Options: `--children N` (10,000), `--registrations N` (1,000).
+//! Options: `--children N` (10,000), `--registrations N` (1,000), `--remote-children`: the
+//! children's messages can cross nodes (a `RemoteMessage`, as an entity's are), so every other
+//! node holds a ractor_cluster proxy actor for each (by default they are local-only, and the
+//! figures are those of the table and the registry alone).
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 use std::collections::HashMap;
@@ -206,13 +209,24 @@ async fn node_main(args: &[String]) -> Result<(), BoxErr> {
     let ls = last_start.clone();
     let mut dsup = DistributedSupervisor::builder("bench");
     // An observer runs no child: it holds the replicated state only.
+    let remote = args.iter().any(|a| a == "--remote-children");
     if !args.iter().any(|a| a == "--observer") {
         dsup = dsup.kind("noop", move |ctx: StartContext| {
             let ls = ls.clone();
             async move {
-                let (r, _) = Actor::spawn_linked(None, Noop, (), ctx.supervisor).await?;
+                let cell = if remote {
+                    Actor::spawn_linked(None, Named, (), ctx.supervisor)
+                        .await?
+                        .0
+                        .get_cell()
+                } else {
+                    Actor::spawn_linked(None, Noop, (), ctx.supervisor)
+                        .await?
+                        .0
+                        .get_cell()
+                };
                 ls.store(unix_ns(), Ordering::Relaxed);
-                Ok::<ActorCell, SpawnErr>(r.get_cell())
+                Ok::<ActorCell, SpawnErr>(cell)
             }
         });
     }
@@ -307,9 +321,12 @@ async fn registry_figures(
     Ok(())
 }
 
-async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
+async fn orchestrate(children: u64, regs: u64, remote: bool) -> Result<(), BoxErr> {
     let exe = std::env::current_exe()?;
-    let role = vec!["--role".to_string(), "node".to_string()];
+    let mut role = vec!["--role".to_string(), "node".to_string()];
+    if remote {
+        role.push("--remote-children".to_string());
+    }
     let mut nodes = vec![TestNode::start(&exe, "b0", &role).await?];
     for i in 1..4 {
         let mut a = role.clone();
@@ -358,7 +375,7 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
         per_child.push(after.saturating_sub(*before) as f64 / children.max(1) as f64);
     }
     println!(
-        "{{\"bench\":\"memory\",\"children\":{children},\"replica_bytes_per_child\":{:.0},\"node_bytes_per_child\":[{:.0},{:.0},{:.0}],\"children_per_node\":[{},{},{}]}}",
+        "{{\"bench\":\"memory\",\"children\":{children},\"remote_children\":{remote},\"replica_bytes_per_child\":{:.0},\"node_bytes_per_child\":[{:.0},{:.0},{:.0}],\"children_per_node\":[{},{},{}]}}",
         per_child[3], per_child[0], per_child[1], per_child[2], counts[0], counts[1], counts[2]
     );
     let victim = (0..3).max_by_key(|i| counts[*i]).unwrap_or(0);
@@ -397,7 +414,7 @@ async fn orchestrate(children: u64, regs: u64) -> Result<(), BoxErr> {
         last = last.max(n.command(&BenchCmd::LastStart).await?.as_u64().unwrap_or(0));
     }
     println!(
-        "{{\"bench\":\"failover\",\"children\":{children},\"nodes\":3,\"victim_children\":{},\"failover_ms\":{:.1}}}",
+        "{{\"bench\":\"failover\",\"children\":{children},\"remote_children\":{remote},\"nodes\":3,\"victim_children\":{},\"failover_ms\":{:.1}}}",
         counts[victim],
         last.saturating_sub(t_kill) as f64 / 1e6
     );
@@ -426,5 +443,10 @@ async fn main() -> Result<(), BoxErr> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
-    orchestrate(get("--children", 10_000), get("--registrations", 1_000)).await
+    orchestrate(
+        get("--children", 10_000),
+        get("--registrations", 1_000),
+        args.iter().any(|a| a == "--remote-children"),
+    )
+    .await
 }
