@@ -46,6 +46,9 @@ pub use actor_cluster_proto::wire::{
 
 /// Data chunks queued between ractor's writer and the socket (per connection).
 const DATA_QUEUE: usize = 16;
+/// Control frames queued per connection; a heartbeat finding it full is dropped (the next
+/// one follows within an interval).
+const CONTROL_QUEUE: usize = 64;
 /// Taken-in bytes that make a credit chunk due.
 const GRANT_STEP: u64 = DATA_WINDOW / 4;
 
@@ -58,8 +61,11 @@ struct Flow {
     announced: AtomicU64,
     /// The peer's latest report of what it took (the sending direction).
     granted: AtomicU64,
-    /// Wakes the writer: a credit chunk is due, or credit arrived.
+    /// Wakes the writer: a credit chunk is due, credit arrived, or the reader ended.
     wake: tokio::sync::Notify,
+    /// The reader ended (the connection closed or failed): no credit can come any more, so a
+    /// writer waiting for it ends.
+    reader_ended: AtomicBool,
 }
 
 impl Flow {
@@ -71,9 +77,6 @@ impl Flow {
         }
     }
 }
-/// Control frames queued per connection; a heartbeat finding it full is dropped (the next
-/// one follows within an interval).
-const CONTROL_QUEUE: usize = 64;
 
 /// The shared side of one connection: its control queue, its outbound accounting, and
 /// whether ractor's handshake authenticated it (control frames are ignored until then).
@@ -162,7 +165,10 @@ where
     let l = Arc::downgrade(&lane);
     let f = flow.clone();
     tokio::spawn(async move {
-        if let Err(err) = read_loop(read, in_tx, &l, &handler, &f).await {
+        let ended = read_loop(read, in_tx, &l, &handler, &f).await;
+        f.reader_ended.store(true, Ordering::Release);
+        f.wake.notify_one();
+        if let Err(err) = ended {
             tracing::debug!(error = %err, "connection reader ended");
             on_error();
         }
@@ -201,6 +207,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             dirty = true;
         }
         let open = sent - flow.granted.load(Ordering::Acquire).min(sent) < DATA_WINDOW;
+        if !open && flow.reader_ended.load(Ordering::Acquire) {
+            // The connection is over while data waited for credit.
+            break;
+        }
         if dirty && ctl_rx.is_empty() && (!open || out_rx.is_empty()) {
             w.flush().await?;
             dirty = false;

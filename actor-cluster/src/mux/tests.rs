@@ -1,5 +1,5 @@
 //! The lanes' unit tests.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 
@@ -209,4 +209,41 @@ async fn many_windows_of_data_pass_both_ways_with_credit() {
     w1.await.unwrap();
     w2.await.unwrap();
     assert!(got_b == data && got_a == data, "the bytes arrived intact");
+}
+
+#[tokio::test]
+async fn a_writer_waiting_for_credit_ends_when_the_connection_closes() {
+    let (a, mut b) = tokio::io::duplex(1 << 16);
+    let (ar, aw) = tokio::io::split(a);
+    let ended = Arc::new(tokio::sync::Notify::new());
+    let e = ended.clone();
+    let (_lane, _r, mut w) = start(
+        "p".into(),
+        ar,
+        aw,
+        Arc::new(|_: &Lane, _| {}),
+        Arc::new(move || e.notify_one()),
+    );
+    // A window goes out and as much again waits in the queue: the peer reads the window and
+    // never grants credit.
+    let writing = tokio::spawn(async move {
+        w.write_all(&vec![0u8; 2 * DATA_WINDOW as usize])
+            .await
+            .unwrap();
+        w
+    });
+    let mut got = 0usize;
+    while got < DATA_WINDOW as usize {
+        let (kind, body) = chunk(&mut b).await;
+        assert_eq!(kind, KIND_DATA);
+        got += body.len();
+    }
+    // The peer goes away: no credit can come, so the waiting writer ends (and cuts the
+    // connection) instead of waiting for ever with the queued data.
+    let w = writing.await.unwrap();
+    drop(b);
+    tokio::time::timeout(std::time::Duration::from_secs(10), ended.notified())
+        .await
+        .expect("the writer ended");
+    drop(w);
 }
