@@ -1,33 +1,43 @@
-//! Clock agreement: each probe frame carries its sender's wall clock; this core estimates every
-//! peer's offset from them and, when a majority of the cluster agrees that this node's clock
-//! is off, says by how much to correct it (the Berkeley algorithm's median, over probes the
-//! cluster sends anyway).
+//! Clock agreement: each probe frame carries its sender's wall clock; this core bounds every
+//! peer's offset from them and, when a majority of the cluster's bounds agree that this node's
+//! clock is off, says by how much to correct it (the Berkeley algorithm's median, over probes
+//! the cluster sends anyway).
 //!
-//! * A sample is `their wall clock in the frame − this node's wall clock when it arrived`: the
-//!   true offset minus the frame's delay, which is never negative. The estimate of a peer is
-//!   the *largest* of its last [`SAMPLES`] samples (the least delayed frame), as in
-//!   Cristian's algorithm, once there are [`MIN_SAMPLES`] and they lie within
-//!   [`MAX_SPREAD_NS`] of each other (frames that waited in a queue and arrive in a burst do
-//!   not).
-//! * The correction is the median of this node's own offset (0) and the fresh estimates of
-//!   its peers, taken only with at least two peers (with one, nobody can tell whose clock is
-//!   wrong) and applied when it exceeds [`THRESHOLD_NS`]; for an even count, the middle value
-//!   nearer to 0. A node whose clock runs 5 s behind in a cluster of three sees two peers 5 s
-//!   ahead and moves forward by 5 s; the other two see one peer behind and one in agreement,
-//!   and stay.
-//! * After a correction the estimates are shifted by it, and the next one waits
-//!   [`MIN_INTERVAL`], so a correction is not counted twice.
+//! Everything is measured against this node's *system* clock (the machine's, before any
+//! correction), so a correction never changes what was already measured.
+//!
+//! * Every frame gives a **lower bound** on its sender's offset: `their stamp − this node's
+//!   clock when it arrived` is the true offset minus the frame's delay, which is never
+//!   negative. A peer's lower bound is the *largest* of its last [`SAMPLES`] (the least
+//!   delayed frame, as in Cristian's algorithm), once there are [`MIN_SAMPLES`] and they lie
+//!   within [`MAX_SPREAD_NS`] of each other (frames that waited in a queue and arrive in a
+//!   burst do not count).
+//! * An ack of this node's ping also gives an **upper bound**: `their stamp − this node's clock
+//!   when the ping left`, as the peer stamped the ack after the ping left ([`ClockSync::on_ping_sent`]
+//!   records when). A peer's upper bound is the smallest of its last [`SAMPLES`], under the
+//!   same agreement rule.
+//! * The clock moves **forward** only by the median of the lower bounds (this node counting
+//!   as 0), and **back** only by the median of the upper bounds (a peer without one counting as
+//!   unbounded), when that median exceeds [`THRESHOLD_NS`]; with at least two peers (with one,
+//!   nobody can tell whose clock is wrong); for an even count, the middle value nearer to 0.
+//!   Bounds hold whatever the delays, so a node never moves past the median of its peers' real
+//!   clocks: a loaded machine whose frames all wait in queues widens the bounds and moves
+//!   nothing (estimates from one-way delays alone walked a saturated 100-node cluster's clocks
+//!   back by 50 s, each node following peers that had followed it). A node 5 s behind in a
+//!   cluster of three sees two peers at least 5 s ahead and moves forward; a node 5 s ahead
+//!   sees two peers at most 5 s behind and moves back; the others stay.
+//! * The next correction waits [`MIN_INTERVAL`].
 //!
 //! The hybrid logical clock keeps stamps monotonic through a correction in either direction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Samples kept per peer.
+/// Samples kept per peer, of each bound.
 pub const SAMPLES: usize = 8;
-/// Samples a peer's estimate needs.
+/// Lower-bound samples a peer's bounds need.
 pub const MIN_SAMPLES: usize = 4;
-/// The widest spread of a peer's samples that still gives an estimate.
+/// The widest spread of a peer's samples that still gives a bound.
 pub const MAX_SPREAD_NS: i64 = 250_000_000;
 /// A median offset smaller than this is left alone (delays and jitter of a loaded machine).
 pub const THRESHOLD_NS: i64 = 100_000_000;
@@ -40,22 +50,47 @@ pub const FRESH_FOR: Duration = Duration::from_secs(10);
 /// The largest correction ever applied: a clock wrong by more is a misconfigured machine,
 /// which no cluster should follow or drag along.
 pub const MAX_CORRECTION_NS: i64 = 3_600_000_000_000;
+/// Pings remembered per peer for their acks.
+const PINGS: usize = 8;
 
 #[derive(Debug, Clone, Default)]
 struct Peer {
-    samples: Vec<i64>,
+    /// Lower-bound samples (their stamp − this node's system clock on arrival), ns.
+    lows: VecDeque<i64>,
+    /// Upper-bound samples (an ack's stamp − this node's system clock when its ping left), ns.
+    highs: VecDeque<i64>,
+    /// Pings sent to this peer and not yet acked: `(seq, system clock when sent)`.
+    pings: VecDeque<(u64, u64)>,
     last: Option<Instant>,
 }
 
+fn push(q: &mut VecDeque<i64>, v: i64) {
+    if q.len() >= SAMPLES {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+/// The samples' agreed extreme (`max` for lower bounds, `min` for upper ones), when at least
+/// `min` of them lie within [`MAX_SPREAD_NS`]: frames that waited in a queue (a frozen sender,
+/// a stalled reader, a burst after a partition) arrive together with offsets as far apart as
+/// their send times, and a peer that corrected its own clock leaves samples from before.
+fn agreed(q: &VecDeque<i64>, min: usize, pick: fn(i64, i64) -> i64) -> Option<i64> {
+    let hi = q.iter().copied().max()?;
+    let lo = q.iter().copied().min()?;
+    (q.len() >= min && hi.saturating_sub(lo) < MAX_SPREAD_NS).then(|| pick(lo, hi))
+}
+
 impl Peer {
-    /// The estimate, once the samples agree: frames that waited in a queue (a frozen sender,
-    /// a stalled reader, a burst after a partition) arrive together with offsets as far apart
-    /// as their send times, while a wrong clock gives the same offset every time.
-    fn estimate(&self) -> Option<i64> {
-        let max = self.samples.iter().copied().max()?;
-        let min = self.samples.iter().copied().min()?;
-        (self.samples.len() >= MIN_SAMPLES && max.saturating_sub(min) < MAX_SPREAD_NS)
-            .then_some(max)
+    /// The bounds on this peer's offset from the system clock: `(lower, upper)`.
+    fn bounds(&self) -> Option<(i64, Option<i64>)> {
+        let low = agreed(&self.lows, MIN_SAMPLES, |_, hi| hi)?;
+        let high = agreed(&self.highs, 1, |lo, _| lo);
+        // Bounds that cross: the peer's clock moved while they were taken.
+        match high {
+            Some(h) if h < low => None,
+            _ => Some((low, high)),
+        }
     }
 }
 
@@ -70,13 +105,32 @@ pub struct Adjust {
     pub peers: usize,
 }
 
-/// The offset estimates of one node's peers.
+/// The offset bounds of one node's peers.
 #[derive(Debug, Clone, Default)]
 pub struct ClockSync {
     peers: BTreeMap<String, Peer>,
     correction_ns: i64,
     last_adjust: Option<Instant>,
     last_check: Option<Instant>,
+}
+
+/// The median of `v` (sorted here); for an even count, the middle value nearer to 0.
+fn median(v: &mut [i64]) -> i64 {
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        return v[n / 2];
+    }
+    let (a, b) = (v[n / 2 - 1], v[n / 2]);
+    if a.unsigned_abs() <= b.unsigned_abs() {
+        a
+    } else {
+        b
+    }
+}
+
+fn diff(a: u64, b: u64) -> i64 {
+    (i128::from(a) - i128::from(b)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 impl ClockSync {
@@ -90,20 +144,41 @@ impl ClockSync {
         self.correction_ns
     }
 
-    /// A frame from `peer` stamped `theirs_ns` (its wall clock) arrived when this node's
-    /// (corrected) wall clock read `mine_ns`. A zero stamp (a sender that does not stamp) is
-    /// ignored.
-    pub fn on_sample(&mut self, peer: &str, theirs_ns: u64, mine_ns: u64, now: Instant) {
-        if theirs_ns == 0 || mine_ns == 0 {
+    /// This node sent ping `seq` to `peer` when its system clock read `system_ns`: the ack
+    /// bounds the peer's offset from above.
+    pub fn on_ping_sent(&mut self, peer: &str, seq: u64, system_ns: u64) {
+        let p = self.peers.entry(peer.to_owned()).or_default();
+        if p.pings.len() >= PINGS {
+            p.pings.pop_front();
+        }
+        p.pings.push_back((seq, system_ns));
+    }
+
+    /// A frame from `peer` stamped `theirs_ns` (its wall clock) arrived when this node's system
+    /// clock read `system_ns`; `ack_of` is the ping it acks, if it is an ack. A zero stamp (a
+    /// sender that does not stamp) is ignored.
+    pub fn on_sample(
+        &mut self,
+        peer: &str,
+        theirs_ns: u64,
+        system_ns: u64,
+        ack_of: Option<u64>,
+        now: Instant,
+    ) {
+        if theirs_ns == 0 || system_ns == 0 {
             return;
         }
-        let sample = (i128::from(theirs_ns) - i128::from(mine_ns))
-            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
         let p = self.peers.entry(peer.to_owned()).or_default();
-        if p.samples.len() >= SAMPLES {
-            p.samples.remove(0);
+        push(&mut p.lows, diff(theirs_ns, system_ns));
+        if let Some(seq) = ack_of {
+            if let Some(i) = p.pings.iter().position(|(s, _)| *s == seq) {
+                let (_, sent) = p.pings[i];
+                p.pings.drain(..=i);
+                if sent <= system_ns {
+                    push(&mut p.highs, diff(theirs_ns, sent));
+                }
+            }
         }
-        p.samples.push(sample);
         p.last = Some(now);
     }
 
@@ -112,9 +187,15 @@ impl ClockSync {
         self.peers.remove(peer);
     }
 
-    /// The current estimate of `peer`'s offset (ns; positive: its clock is ahead of this one).
+    /// The current estimate of `peer`'s offset (ns; positive: its clock is ahead of this node's
+    /// corrected one): the middle of its bounds, or its lower bound while it has no upper one.
     pub fn offset_of(&self, peer: &str) -> Option<i64> {
-        self.peers.get(peer).and_then(Peer::estimate)
+        let (low, high) = self.peers.get(peer)?.bounds()?;
+        let mid = match high {
+            Some(h) => low + (h - low) / 2,
+            None => low,
+        };
+        Some(mid.saturating_sub(self.correction_ns))
     }
 
     /// The fresh estimates, by peer name.
@@ -122,7 +203,7 @@ impl ClockSync {
         self.peers
             .iter()
             .filter(|(_, p)| Self::fresh(p, now))
-            .filter_map(|(n, p)| p.estimate().map(|o| (n.clone(), o)))
+            .filter_map(|(n, _)| self.offset_of(n).map(|o| (n.clone(), o)))
             .collect()
     }
 
@@ -152,43 +233,42 @@ impl ClockSync {
         {
             return None;
         }
-        let mut offsets: Vec<i64> = self
+        let c = self.correction_ns;
+        // Bounds on each fresh peer's offset from this node's corrected clock.
+        let bounds: Vec<(i64, i64)> = self
             .peers
             .values()
             .filter(|p| Self::fresh(p, now))
-            .filter_map(Peer::estimate)
+            .filter_map(Peer::bounds)
+            .map(|(l, h)| {
+                (
+                    l.saturating_sub(c),
+                    h.map_or(i64::MAX, |h| h.saturating_sub(c)),
+                )
+            })
             .collect();
-        let peers = offsets.len();
+        let peers = bounds.len();
         if peers < 2 {
             return None;
         }
-        offsets.push(0);
-        offsets.sort_unstable();
-        let n = offsets.len();
-        let median = if n % 2 == 1 {
-            offsets[n / 2]
+        let mut lows: Vec<i64> = bounds.iter().map(|b| b.0).chain([0]).collect();
+        let mut highs: Vec<i64> = bounds.iter().map(|b| b.1).chain([0]).collect();
+        let forward = median(&mut lows);
+        let back = median(&mut highs);
+        let by = if forward >= THRESHOLD_NS {
+            forward
+        } else if back <= -THRESHOLD_NS {
+            back
         } else {
-            let (a, b) = (offsets[n / 2 - 1], offsets[n / 2]);
-            if a.unsigned_abs() <= b.unsigned_abs() {
-                a
-            } else {
-                b
-            }
+            return None;
         };
-        if median.abs() < THRESHOLD_NS
-            || self.correction_ns.saturating_add(median).abs() > MAX_CORRECTION_NS
-        {
+        if c.saturating_add(by).abs() > MAX_CORRECTION_NS {
             return None;
         }
-        self.correction_ns = self.correction_ns.saturating_add(median);
+        self.correction_ns = c.saturating_add(by);
         self.last_adjust = Some(now);
-        for p in self.peers.values_mut() {
-            for s in &mut p.samples {
-                *s = s.saturating_sub(median);
-            }
-        }
         Some(Adjust {
-            by_ns: median,
+            by_ns: by,
             correction_ns: self.correction_ns,
             peers,
         })
@@ -201,13 +281,30 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000_000;
+    const MINE: u64 = 1_000 * S;
 
+    /// One-way frames from `peer`, whose clock is `offset_ns` ahead, each delivered `d` ms late.
     fn feed(c: &mut ClockSync, peer: &str, offset_ns: i64, delays_ms: &[u64], now: Instant) {
-        let mine = 1_000 * S;
         for d in delays_ms {
-            let theirs = (mine as i64 + offset_ns) as u64;
-            // Delivered `d` ms late: this node's clock had moved on.
-            c.on_sample(peer, theirs, mine + d * 1_000_000, now);
+            let theirs = (MINE as i64 + offset_ns) as u64;
+            c.on_sample(peer, theirs, MINE + d * 1_000_000, None, now);
+        }
+    }
+
+    /// Pings to `peer` answered by acks, each ping taking `out` ms and its ack `back` ms.
+    fn round_trips(c: &mut ClockSync, peer: &str, offset_ns: i64, out: u64, back: u64, n: u64) {
+        let now = Instant::now();
+        for seq in 0..n {
+            let sent = MINE + seq * 100_000_000;
+            c.on_ping_sent(peer, seq, sent);
+            let theirs = (sent as i64 + offset_ns) as u64 + out * 1_000_000;
+            c.on_sample(
+                peer,
+                theirs,
+                sent + (out + back) * 1_000_000,
+                Some(seq),
+                now,
+            );
         }
     }
 
@@ -223,6 +320,7 @@ mod tests {
         assert_eq!(behind.correction_ns(), adj.by_ns);
         // Counted once: the next decision (after the interval) leaves it.
         assert_eq!(behind.decide(now + MIN_INTERVAL), None);
+        assert_eq!(behind.offset_of("a"), Some(1_000_000));
 
         let mut right = ClockSync::new();
         feed(&mut right, "b", -5 * S as i64, &[1, 1, 1, 1], now);
@@ -258,23 +356,46 @@ mod tests {
     }
 
     #[test]
-    fn a_node_ahead_moves_back() {
+    fn a_node_ahead_moves_back_only_on_upper_bounds() {
         let now = Instant::now();
         let mut c = ClockSync::new();
+        // One-way frames alone cannot tell a peer behind from a delayed frame.
         feed(&mut c, "a", -5 * S as i64, &[0, 0, 0, 0], now);
         feed(&mut c, "b", -5 * S as i64, &[0, 0, 0, 0], now);
-        feed(&mut c, "d", 0, &[0, 0, 0, 0], now);
-        // (−5, −5, 0, 0): the middle value nearer 0 is... −5 and 0: 0 is nearer. Even split: stay.
         assert_eq!(c.decide(now), None);
+        // Round trips bound them from above: each is at least 5 s - 1 ms behind.
+        round_trips(&mut c, "a", -5 * S as i64, 1, 1, 4);
+        round_trips(&mut c, "b", -5 * S as i64, 1, 1, 4);
+        round_trips(&mut c, "d", 0, 1, 1, 4);
+        feed(&mut c, "d", 0, &[0, 0, 0, 0], now);
+        // Upper bounds (-5 s + 1 ms, -5 s + 1 ms, 1 ms, and this node's 0): the middle value
+        // nearer 0 of -5 s and 0 is 0. Even split: stay.
+        let t = now + CHECK_EVERY;
+        assert_eq!(c.decide(t), None);
+        round_trips(&mut c, "e", -5 * S as i64, 1, 1, 4);
         feed(&mut c, "e", -5 * S as i64, &[0, 0, 0, 0], now);
-        assert_eq!(
-            c.decide(now).map(|a| a.by_ns),
-            None,
-            "looked at once per interval"
-        );
-        assert_eq!(
-            c.decide(now + CHECK_EVERY).map(|a| a.by_ns),
-            Some(-5 * S as i64)
+        assert_eq!(c.decide(t), None, "looked at once per interval");
+        let back = -5 * S as i64 + 1_000_000;
+        assert_eq!(c.decide(t + CHECK_EVERY).map(|a| a.by_ns), Some(back));
+        // Measured against the system clock, so what was measured still holds afterwards.
+        assert_eq!(c.offset_of("d"), Some(-back + 500_000));
+    }
+
+    #[test]
+    fn delays_everywhere_move_no_clock() {
+        // A saturated machine: every frame and every ack waits 300-900 ms, on every node.
+        // One-way estimates read every peer as behind; bounds say nothing.
+        let now = Instant::now();
+        let mut c = ClockSync::new();
+        for (i, p) in ["a", "b", "c", "d"].iter().enumerate() {
+            let d = 300 + 100 * i as u64;
+            feed(&mut c, p, 0, &[d, d + 50, d + 20, d + 10], now);
+            round_trips(&mut c, p, 0, d, d, 4);
+        }
+        assert_eq!(c.decide(now), None);
+        assert!(
+            c.offset_of("a").unwrap().abs() < 1_000_000,
+            "the middle of its bounds"
         );
     }
 
@@ -294,12 +415,14 @@ mod tests {
     }
 
     #[test]
-    fn garbage_stamps_neither_panic_nor_count() {
+    fn garbage_stamps_and_unknown_acks_neither_panic_nor_count() {
         let now = Instant::now();
         let mut c = ClockSync::new();
-        c.on_sample("a", 0, 5, now);
-        c.on_sample("b", u64::MAX, 1, now);
-        c.on_sample("c", 1, u64::MAX, now);
+        c.on_sample("a", 0, 5, None, now);
+        c.on_sample("b", u64::MAX, 1, Some(3), now);
+        c.on_sample("c", 1, u64::MAX, None, now);
+        c.on_ping_sent("d", 1, u64::MAX);
+        c.on_sample("d", 5, 1, Some(1), now);
         assert_eq!(c.offset_of("a"), None);
         let _ = c.decide(now);
     }

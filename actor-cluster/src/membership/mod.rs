@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 use crate::mux::Control;
 use crate::summaries::Summaries;
 use crate::transport::{label_name, ConnectError, Transport};
+use actor_cluster_proto::clock::ClockSync;
 pub use actor_cluster_proto::membership::{
     Action, DownReason, MemberEvent, MemberInfo, MemberState, Membership, NodeIdentity, Probe,
     Timings,
@@ -78,6 +79,8 @@ pub(crate) struct MembershipArgs {
     pub(crate) node_server: ActorRef<NodeServerMessage>,
     pub(crate) events: broadcast::Sender<MemberEvent>,
     pub(crate) summaries: Arc<Summaries>,
+    /// Clock agreement: told when each ping leaves, so its ack bounds the peer's clock.
+    pub(crate) clock: Arc<parking_lot::Mutex<ClockSync>>,
 }
 
 pub(crate) struct MembershipState {
@@ -96,6 +99,7 @@ pub(crate) struct MembershipState {
     /// Ready sessions.
     sessions: HashMap<ActorId, (String, ActorRef<NodeSessionMessage>)>,
     summaries: Arc<Summaries>,
+    clock: Arc<parking_lot::Mutex<ClockSync>>,
     leaving: bool,
 }
 
@@ -122,6 +126,10 @@ impl MembershipActor {
                         Probe::Ping { .. } | Probe::Ack { .. } => st.summaries.snapshot(),
                         _ => Vec::new(),
                     };
+                    if let Probe::Ping { seq, .. } = probe {
+                        let sent = actor_core::wallclock::system_ns();
+                        st.clock.lock().on_ping_sent(&to, seq, sent);
+                    }
                     st.transport.send_control(
                         &to,
                         &Control::Probe {
@@ -242,6 +250,7 @@ impl Actor for MembershipActor {
             last_dial: None,
             sessions: HashMap::new(),
             summaries: args.summaries,
+            clock: args.clock,
             leaving: false,
         })
     }

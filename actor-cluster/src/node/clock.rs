@@ -7,12 +7,19 @@ pub(super) use actor_cluster_proto::clock::ClockSync;
 
 use super::Node;
 
-/// A peer's probe stamped `theirs_ns` was just read: a sample of its clock's offset, and a
-/// correction of this process's wall clock when a majority agrees it is off.
-pub(super) fn sample(sync: &Mutex<ClockSync>, peer: &str, theirs_ns: u64) {
+/// A peer's probe stamped `theirs_ns` (the ack of ping `ack_of`, if one) was just read: bounds
+/// on its clock's offset, and a correction of this process's wall clock when a majority agrees
+/// it is off.
+pub(super) fn sample(sync: &Mutex<ClockSync>, peer: &str, theirs_ns: u64, ack_of: Option<u64>) {
     let now = std::time::Instant::now();
     let mut c = sync.lock();
-    c.on_sample(peer, theirs_ns, actor_core::wallclock::wall_ns(), now);
+    c.on_sample(
+        peer,
+        theirs_ns,
+        actor_core::wallclock::system_ns(),
+        ack_of,
+        now,
+    );
     if let Some(adj) = c.decide(now) {
         actor_core::wallclock::set_correction(adj.correction_ns);
         tracing::warn!(

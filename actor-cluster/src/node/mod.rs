@@ -16,7 +16,7 @@ use crate::endpoint::Endpoint;
 use crate::faults::Faults;
 use crate::membership::{
     from_peer, MemberEvent, MemberInfo, MembershipActor, MembershipArgs, MembershipMsg,
-    NodeIdentity, PeerMsg, SessionEvents, Timings, ENDPOINTS,
+    NodeIdentity, PeerMsg, Probe, SessionEvents, Timings, ENDPOINTS,
 };
 use crate::mux::Control;
 use crate::remote::Remote;
@@ -206,6 +206,7 @@ impl NodeBuilder {
         ));
         let (events, _) = broadcast::channel(4096);
         let summaries = Arc::new(Summaries::default());
+        let clock = Arc::new(parking_lot::Mutex::new(clock::ClockSync::new()));
         let (membership, _) = Actor::spawn(
             None,
             MembershipActor,
@@ -216,13 +217,13 @@ impl NodeBuilder {
                 node_server: node_server.clone(),
                 events: events.clone(),
                 summaries: summaries.clone(),
+                clock: clock.clone(),
             },
         )
         .await
         .map_err(|e| ClusterError::NodeServer(e.to_string()))?;
         let hb = membership.clone();
         let board = summaries.clone();
-        let clock = Arc::new(parking_lot::Mutex::new(clock::ClockSync::new()));
         let sync = clock.clone();
         let lossy = faults.clone();
         transport.set_control_handler(Arc::new(move |lane, control| match control {
@@ -238,7 +239,11 @@ impl NodeBuilder {
                     board.compare(lane.peer(), &services);
                 }
                 // Sampled here, as the frame is read: a busy membership actor adds no delay.
-                clock::sample(&sync, lane.peer(), wall_ns);
+                let ack_of = match probe {
+                    Probe::Ack { seq, .. } => Some(seq),
+                    _ => None,
+                };
+                clock::sample(&sync, lane.peer(), wall_ns, ack_of);
                 let _ = hb.cast(MembershipMsg::Probe(lane.peer().to_owned(), probe));
             }
         }));

@@ -3,6 +3,8 @@
 //! * with three nodes, the skewed node's clock is corrected to the majority's (from the wall
 //!   clocks its peers' probes carry), so a registry conflict made across a partition goes to
 //!   the registration that was older in real time, not to the node whose clock is behind;
+//! * a clock 5 s *ahead* is corrected back: only the acks of its own pings bound how far
+//!   behind its peers are (a late frame alone looks like a peer behind);
 //! * with two nodes nobody can tell whose clock is wrong, nothing is corrected, and the hybrid
 //!   logical clock keeps causal order: a child terminated and started again, a name released
 //!   and taken, by the node 5 s behind, end as it asked on every node;
@@ -51,6 +53,35 @@ async fn owner(n: &TestNode, name: &str) -> serde_json::Value {
     n.command(&ClusterCmd::RegOwner { name: name.into() })
         .await
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_5_s_ahead_is_corrected_back_and_the_others_stay() {
+    let mut nodes = chain(3, &[]).await;
+    wait_mesh(&mut nodes, &[], Duration::from_secs(5)).await;
+    let t = Instant::now();
+    nodes[2].skew_clock(SKEW_MS).await.unwrap();
+    let want = -SKEW_MS * 1_000_000;
+    wait_until(
+        "n2's clock corrected back by the majority",
+        Duration::from_secs(10),
+        || async { Ok((correction(&nodes[2]).await - want).abs() < WITHIN_NS) },
+    )
+    .await
+    .unwrap();
+    println!(
+        "n2 (5 s ahead) corrected by {} ms after {:?}",
+        correction(&nodes[2]).await / 1_000_000,
+        t.elapsed()
+    );
+    for n in &nodes[..2] {
+        assert!(
+            correction(n).await.abs() < WITHIN_NS,
+            "{} followed the skewed node: {:?}",
+            n.name(),
+            n.clock().await
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
