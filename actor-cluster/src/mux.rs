@@ -40,8 +40,8 @@ use crate::outbound::Outbound;
 
 pub use actor_cluster_proto::wire::{
     chunk_header, decode_chunk_header, decode_control, decode_credit, encode_control, ChunkError,
-    Control, FrameCounter, DATA_CHUNK, DATA_WINDOW, KIND_CONTROL, KIND_CREDIT, KIND_DATA,
-    MAX_CHUNK,
+    Control, FrameCounter, Keepalive, KeepaliveFilter, DATA_CHUNK, DATA_WINDOW, KIND_CONTROL,
+    KIND_CREDIT, KIND_DATA, MAX_CHUNK,
 };
 
 /// Data chunks queued between ractor's writer and the socket (per connection).
@@ -182,6 +182,7 @@ where
         },
         MuxWrite {
             tx: PollSender::new(out_tx),
+            keepalive: KeepaliveFilter::default(),
         },
     )
 }
@@ -329,9 +330,11 @@ impl AsyncRead for MuxRead {
     }
 }
 
-/// ractor's write half: data chunks for our writer task.
+/// ractor's write half: data chunks for our writer task, less ractor_cluster's keepalive pings
+/// (see [`KeepaliveFilter`]: our probes watch the peer; ractor only logs the pong).
 pub(crate) struct MuxWrite {
     tx: PollSender<Bytes>,
+    keepalive: KeepaliveFilter,
 }
 
 fn closed() -> io::Error {
@@ -348,11 +351,19 @@ impl AsyncWrite for MuxWrite {
             return Poll::Ready(Ok(0));
         }
         ready!(self.tx.poll_reserve(cx)).map_err(|_| closed())?;
-        let n = buf.len().min(DATA_CHUNK);
-        self.tx
-            .send_item(Bytes::copy_from_slice(&buf[..n]))
-            .map_err(|_| closed())?;
-        Poll::Ready(Ok(n))
+        let this = &mut *self;
+        match this.keepalive.next(buf, DATA_CHUNK) {
+            Keepalive::Skip(n) => {
+                metrics::counter!("cluster_keepalives_left_out_total").increment(1);
+                Poll::Ready(Ok(n))
+            }
+            Keepalive::Forward(n) => {
+                this.tx
+                    .send_item(Bytes::copy_from_slice(&buf[..n]))
+                    .map_err(|_| closed())?;
+                Poll::Ready(Ok(n))
+            }
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

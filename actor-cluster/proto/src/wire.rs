@@ -6,7 +6,8 @@
 //!   ([`chunk_header`]); data chunks carry ractor_cluster's stream, control chunks one
 //!   [`Control`] frame (heartbeats, ahead of queued data), credit chunks the data lane's flow
 //!   control ([`DATA_WINDOW`]);
-//! * [`FrameCounter`], which counts ractor's length-prefixed frames in the data stream;
+//! * [`FrameCounter`], which counts ractor's length-prefixed frames in the data stream, and
+//!   [`KeepaliveFilter`], which finds ractor_cluster's keepalive pings in it;
 //! * the names of the process groups the replicated services' endpoints join.
 
 use actor_core_base::codec::{self, Codec, CodecError};
@@ -14,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::membership::Probe;
 use crate::{NodeIdentity, Owner};
+
+mod keepalive;
+pub use keepalive::{Keepalive, KeepaliveFilter};
 
 const MAGIC: &[u8; 4] = b"ACT6";
 /// Largest identity frame body accepted.
