@@ -200,6 +200,12 @@ impl Remote {
         self.sessions.peer_of(id.node())
     }
 
+    /// Whether `to` lives on the connected node named `node`.
+    pub(crate) fn is_on<M: Message>(&self, to: &ActorRef<M>, node: &str) -> bool {
+        let id = to.get_id();
+        !id.is_local() && self.sessions.is_peer(id.node(), node)
+    }
+
     /// The outbound queues of this node's sessions, by peer name.
     pub fn outbound(&self) -> Vec<OutboundStats> {
         self.sessions.stats()

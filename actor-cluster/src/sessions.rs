@@ -44,6 +44,14 @@ impl Sessions {
             .map(|l| l.outbound().peer().to_owned())
     }
 
+    /// Whether the session `node_id` is with the peer named `name`.
+    pub(crate) fn is_peer(&self, node_id: u64, name: &str) -> bool {
+        self.by_node
+            .read()
+            .get(&node_id)
+            .is_some_and(|l| l.outbound().peer() == name)
+    }
+
     /// Every session's outbound queue, by peer name.
     pub(crate) fn stats(&self) -> Vec<OutboundStats> {
         let mut v: Vec<OutboundStats> = self

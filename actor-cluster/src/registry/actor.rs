@@ -15,7 +15,7 @@ use ractor::{
 };
 
 use super::{Entry, Owner, RegistryError, RegistryEvent, Shared, NAME_CONFLICT};
-use crate::endpoint::{remote_members, send_to_node, SCOPE};
+use crate::endpoint::{remote_members, Outbox, SCOPE};
 use crate::membership::MemberEvent;
 use crate::summaries::SummarySlot;
 
@@ -79,6 +79,8 @@ pub(crate) struct RegState {
     unresolved: HashMap<String, Instant>,
     /// This replica's summary on the membership probes.
     summary: SummarySlot,
+    /// Messages for peers whose replica endpoint is not bound yet.
+    outbox: Outbox<RegWire>,
 }
 
 pub(crate) fn resolve_remote(registry: &str, owner: &Owner, name: &str) -> Option<ActorCell> {
@@ -106,12 +108,11 @@ impl RegActor {
                         let _ = ep.cast(RegWire::Peer(m.clone()));
                     }
                 }
-                RegEffect::Send(node, m) => send_to_node(
+                RegEffect::Send(node, m) => st.outbox.send(
                     &st.shared.remote,
                     &st.endpoints_group,
                     &node,
-                    m,
-                    RegWire::Peer,
+                    RegWire::Peer(m),
                 ),
                 RegEffect::Publish(changes) => Self::publish(st, changes),
                 RegEffect::StopLost { name, winner } => {
@@ -263,6 +264,7 @@ impl Actor for RegActor {
                 });
         Ok(RegState {
             summary,
+            outbox: Outbox::default(),
             core: Replica::new(shared.me.clone()),
             endpoints_group: registry_group(&shared.name),
             shared,
@@ -311,13 +313,17 @@ impl Actor for RegActor {
                 st.core.on_member_up(&n.name)
             }
             RegMsg::Member(MemberEvent::MemberDown { node, .. })
-            | RegMsg::Member(MemberEvent::MemberLeft(node)) => st.core.on_member_down(&node.name),
+            | RegMsg::Member(MemberEvent::MemberLeft(node)) => {
+                st.outbox.forget(&node.name);
+                st.core.on_member_down(&node.name)
+            }
             RegMsg::Summary(peer, theirs) => {
                 let effects = st.core.on_summary(now(), &peer, theirs);
                 tracing::debug!(registry = %st.shared.name, %peer, theirs, mine = st.core.summary(), sends = effects.len(), "summary");
                 effects
             }
             RegMsg::Tick => {
+                st.outbox.flush(&st.shared.remote, &st.endpoints_group);
                 if !st.unresolved.is_empty() {
                     Self::retry_unresolved(st);
                 }
@@ -356,6 +362,7 @@ impl Actor for RegActor {
                 cells,
             )) => {
                 if scope == SCOPE && group == st.endpoints_group {
+                    st.outbox.flush(&st.shared.remote, &st.endpoints_group);
                     // A replica appeared on another node: send it this node's full state.
                     for c in cells.iter().filter(|c| !c.get_id().is_local()) {
                         let ep: ActorRef<RegWire> = ActorRef::from(c.clone());

@@ -21,7 +21,7 @@ use ractor::{
 use super::{
     ChildKind, DistChildSpec, DistSupervisorError, StartContext, EXIT_MAGIC, HANDOFF_MAGIC,
 };
-use crate::endpoint::{remote_members, send_to_node};
+use crate::endpoint::{remote_members, Outbox, SCOPE};
 use crate::membership::MemberEvent;
 use crate::registry::{Registry, RegistryError};
 
@@ -85,6 +85,8 @@ pub(crate) struct DState {
     pub(crate) summary: Option<crate::SummarySlot>,
     /// Until when this node's children may act (published after every input).
     pub(crate) fence: super::LeaseFence,
+    /// Messages for peers whose supervisor endpoint is not bound yet.
+    pub(crate) outbox: Outbox<DsupWire>,
 }
 
 impl RegistryView for Registry {
@@ -131,7 +133,8 @@ impl DsupActor {
                     }
                 }
                 SupEffect::Send(node, m) => {
-                    send_to_node(st.registry.remote(), &st.group, &node, m, DsupWire::Peer);
+                    let remote = st.registry.remote();
+                    st.outbox.send(remote, &st.group, &node, DsupWire::Peer(m));
                 }
                 SupEffect::Start { id, spec } => {
                     let outcome = self.start(myself, st, &id, spec).await;
@@ -325,6 +328,8 @@ impl Actor for DsupActor {
         st: DState,
     ) -> Result<DState, ActorProcessingErr> {
         myself.send_interval(TICK_INTERVAL, || DsupMsg::Tick);
+        // Peers' endpoints appearing release what is held for them.
+        ractor::pg::monitor_scope(SCOPE.into(), myself.get_cell());
         let mut st = st;
         let me = myself.clone();
         st.summary = Some(st.summaries.register(
@@ -423,6 +428,7 @@ impl Actor for DsupActor {
             }
             DsupMsg::Member(MemberEvent::MemberDown { node, .. })
             | DsupMsg::Member(MemberEvent::MemberLeft(node)) => {
+                st.outbox.forget(&node.name);
                 st.core.on_member_down(now, &node.name);
                 Vec::new()
             }
@@ -445,6 +451,7 @@ impl Actor for DsupActor {
             }
             DsupMsg::Summary(peer, theirs) => st.core.on_table_summary(now, &peer, theirs),
             DsupMsg::Tick => {
+                st.outbox.flush(st.registry.remote(), &st.group);
                 let effects = st.core.tick(now, &st.registry);
                 let table = st.core.table();
                 let sup = st.group.clone();
@@ -480,6 +487,13 @@ impl Actor for DsupActor {
             SupervisionEvent::ActorFailed(cell, err) => {
                 self.child_exit(&myself, st, cell, ExitReason::Failed(err.to_string()))
                     .await
+            }
+            SupervisionEvent::ProcessGroupChanged(ractor::pg::GroupChangeMessage::Join(
+                scope,
+                group,
+                _,
+            )) if scope == SCOPE && group == st.group => {
+                st.outbox.flush(st.registry.remote(), &st.group);
             }
             _ => {}
         }

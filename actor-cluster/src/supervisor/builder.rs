@@ -99,6 +99,7 @@ impl DistributedSupervisorBuilder {
             summaries: node.summaries().clone(),
             summary: None,
             fence: super::LeaseFence::default(),
+            outbox: crate::endpoint::Outbox::default(),
         };
         let err = |e: SpawnErr| crate::ClusterError::NodeServer(e.to_string());
         let (actor, _) = Actor::spawn(None, DsupActor, st).await.map_err(err)?;
