@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 use tokio::sync::broadcast;
@@ -71,6 +72,10 @@ pub fn remote_members<W: Message>(group: &str) -> Vec<ActorRef<W>> {
 /// How many messages are held for one node whose endpoint is not bound yet; past it the oldest
 /// go (counted): replication repairs what they carried through the summaries.
 const HELD_PER_NODE: usize = 4096;
+/// How long a message is held: an endpoint that has not appeared by then belongs to a node
+/// that does not run the service (or runs it under another name), and the message goes
+/// (counted).
+const HELD_FOR: Duration = Duration::from_secs(10);
 
 /// Messages to one node's endpoint of a group, held while that endpoint is not bound yet.
 ///
@@ -78,13 +83,13 @@ const HELD_PER_NODE: usize = 4096;
 /// endpoints become visible only when ractor's group sync for that session arrives, a little
 /// later. A message for such a node is held here, in order, and sent when its endpoint
 /// appears ([`Outbox::flush`], on the group's pg join event and on the service's tick), or
-/// dropped when the node goes ([`Outbox::forget`]). (Until 2026-12-08 such a message went to
+/// dropped when the node goes ([`Outbox::forget`]) or after [`HELD_FOR`]. (Until 2026-12-08 such a message went to
 /// every other endpoint of the group instead: harmless for replication, but while a cluster
 /// forms every new member's messages then reached every node, and a 75-node cluster took 18 s
 /// and 828 false downs to form.)
 #[derive(Debug)]
 pub struct Outbox<W> {
-    held: HashMap<String, VecDeque<W>>,
+    held: HashMap<String, VecDeque<(Instant, W)>>,
 }
 
 impl<W> Default for Outbox<W> {
@@ -108,18 +113,17 @@ impl<W: Message> Outbox<W> {
                 q.pop_front();
                 metrics::counter!("cluster_endpoint_held_dropped_total").increment(1);
             }
-            q.push_back(msg);
+            q.push_back((Instant::now(), msg));
             return;
         };
-        if let Some(q) = self.held.remove(node) {
-            for m in q {
-                let _ = ep.cast(m);
-            }
+        for (_, m) in self.held.remove(node).unwrap_or_default() {
+            let _ = ep.cast(m);
         }
         let _ = ep.cast(msg);
     }
 
-    /// Sends what is held to the nodes whose endpoints are bound now.
+    /// Sends what is held to the nodes whose endpoints are bound now; drops what was held for
+    /// longer than [`HELD_FOR`].
     pub fn flush(&mut self, remote: &Remote, group: &str) {
         if self.held.is_empty() {
             return;
@@ -128,20 +132,25 @@ impl<W: Message> Outbox<W> {
             let Some(node) = remote.node_of(&ep) else {
                 continue;
             };
-            for m in self.held.remove(&node).unwrap_or_default() {
+            for (_, m) in self.held.remove(&node).unwrap_or_default() {
                 let _ = ep.cast(m);
             }
         }
+        let now = Instant::now();
+        self.held.retain(|_, q| {
+            let before = q.len();
+            q.retain(|(at, _)| now.saturating_duration_since(*at) < HELD_FOR);
+            let dropped = before - q.len();
+            if dropped > 0 {
+                metrics::counter!("cluster_endpoint_held_dropped_total").increment(dropped as u64);
+            }
+            !q.is_empty()
+        });
     }
 
     /// `node` went down or left: what was held for it goes.
     pub fn forget(&mut self, node: &str) {
         self.held.remove(node);
-    }
-
-    /// Messages held, over all nodes.
-    pub fn held(&self) -> usize {
-        self.held.values().map(VecDeque::len).sum()
     }
 }
 

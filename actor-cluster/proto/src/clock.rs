@@ -172,8 +172,11 @@ impl ClockSync {
         push(&mut p.lows, diff(theirs_ns, system_ns));
         if let Some(seq) = ack_of {
             if let Some(i) = p.pings.iter().position(|(s, _)| *s == seq) {
+                // The earliest ping of that number: a member asked again repeats its ping's
+                // number, and an ack may answer any of them.
                 let (_, sent) = p.pings[i];
                 p.pings.drain(..=i);
+                p.pings.retain(|(s, _)| *s != seq);
                 if sent <= system_ns {
                     push(&mut p.highs, diff(theirs_ns, sent));
                 }
@@ -412,6 +415,21 @@ mod tests {
         // Fresh frames replace them; the estimate is back, and right.
         feed(&mut c, "a", 0, &[1; 8], now);
         assert_eq!(c.offset_of("a"), Some(-1_000_000));
+    }
+
+    #[test]
+    fn an_ack_of_a_repeated_ping_is_bounded_by_its_first_send() {
+        let now = Instant::now();
+        let mut c = ClockSync::new();
+        feed(&mut c, "a", 0, &[0, 0, 0, 0], now);
+        // Ping 7 sent at 0 and again at 100 ms; the peer stamps its ack at 50 ms (the answer
+        // to the first); a later ack of 7 counts nothing.
+        c.on_ping_sent("a", 7, MINE);
+        c.on_ping_sent("a", 7, MINE + 100_000_000);
+        c.on_sample("a", MINE + 50_000_000, MINE + 150_000_000, Some(7), now);
+        c.on_sample("a", MINE + 60_000_000, MINE + 160_000_000, Some(7), now);
+        // Bounds [0, 50 ms] (not 50 - 100 = -50 ms, which would claim the peer is behind).
+        assert_eq!(c.offset_of("a"), Some(25_000_000));
     }
 
     #[test]
