@@ -88,11 +88,11 @@ const HELD_FOR: Duration = Duration::from_secs(10);
 /// forms every new member's messages then reached every node, and a 75-node cluster took 18 s
 /// and 828 false downs to form.)
 #[derive(Debug)]
-pub struct Outbox<W> {
-    held: HashMap<String, VecDeque<(Instant, W)>>,
+pub struct Outbox<P> {
+    held: HashMap<String, VecDeque<(Instant, P)>>,
 }
 
-impl<W> Default for Outbox<W> {
+impl<P> Default for Outbox<P> {
     fn default() -> Self {
         Self {
             held: HashMap::new(),
@@ -100,14 +100,24 @@ impl<W> Default for Outbox<W> {
     }
 }
 
-impl<W: Message> Outbox<W> {
-    /// Sends `msg` to the endpoint of `group` on node `node`, after what is held for it; holds
-    /// it while none is bound.
-    pub fn send(&mut self, remote: &Remote, group: &str, node: &str, msg: W) {
-        let Some(ep) = remote_members::<W>(group)
+impl<P: Clone> Outbox<P> {
+    /// Sends `wrap(msg)` to the endpoint of `group` on node `node`, after what is held for it; holds
+    /// it while none is bound. (Every endpoint that maps to `node` gets it: nodes sharing one
+    /// process share ractor's pg groups, and one node's session ids can then name another's
+    /// proxies too; a copy to the wrong one is harmless for replication, a miss is not.)
+    pub fn send<W: Message>(
+        &mut self,
+        remote: &Remote,
+        group: &str,
+        node: &str,
+        msg: P,
+        wrap: fn(P) -> W,
+    ) {
+        let eps: Vec<ActorRef<W>> = remote_members::<W>(group)
             .into_iter()
-            .find(|ep| remote.is_on(ep, node))
-        else {
+            .filter(|ep| remote.is_on(ep, node))
+            .collect();
+        if eps.is_empty() {
             let q = self.held.entry(node.to_owned()).or_default();
             if q.len() >= HELD_PER_NODE {
                 q.pop_front();
@@ -115,25 +125,33 @@ impl<W: Message> Outbox<W> {
             }
             q.push_back((Instant::now(), msg));
             return;
-        };
-        for (_, m) in self.held.remove(node).unwrap_or_default() {
-            let _ = ep.cast(m);
         }
-        let _ = ep.cast(msg);
+        let held = self.held.remove(node).unwrap_or_default();
+        for ep in &eps {
+            for (_, m) in &held {
+                let _ = ep.cast(wrap(m.clone()));
+            }
+            let _ = ep.cast(wrap(msg.clone()));
+        }
     }
 
     /// Sends what is held to the nodes whose endpoints are bound now; drops what was held for
     /// longer than [`HELD_FOR`].
-    pub fn flush(&mut self, remote: &Remote, group: &str) {
+    pub fn flush<W: Message>(&mut self, remote: &Remote, group: &str, wrap: fn(P) -> W) {
         if self.held.is_empty() {
             return;
         }
+        let mut bound: HashMap<String, Vec<ActorRef<W>>> = HashMap::new();
         for ep in remote_members::<W>(group) {
-            let Some(node) = remote.node_of(&ep) else {
-                continue;
-            };
+            if let Some(node) = remote.node_of(&ep).filter(|n| self.held.contains_key(n)) {
+                bound.entry(node).or_default().push(ep);
+            }
+        }
+        for (node, eps) in bound {
             for (_, m) in self.held.remove(&node).unwrap_or_default() {
-                let _ = ep.cast(m);
+                for ep in &eps {
+                    let _ = ep.cast(wrap(m.clone()));
+                }
             }
         }
         let now = Instant::now();

@@ -80,7 +80,7 @@ pub(crate) struct RegState {
     /// This replica's summary on the membership probes.
     summary: SummarySlot,
     /// Messages for peers whose replica endpoint is not bound yet.
-    outbox: Outbox<RegWire>,
+    outbox: Outbox<RegPeerMsg>,
 }
 
 pub(crate) fn resolve_remote(registry: &str, owner: &Owner, name: &str) -> Option<ActorCell> {
@@ -112,7 +112,8 @@ impl RegActor {
                     &st.shared.remote,
                     &st.endpoints_group,
                     &node,
-                    RegWire::Peer(m),
+                    m,
+                    RegWire::Peer,
                 ),
                 RegEffect::Publish(changes) => Self::publish(st, changes),
                 RegEffect::StopLost { name, winner } => {
@@ -323,7 +324,8 @@ impl Actor for RegActor {
                 effects
             }
             RegMsg::Tick => {
-                st.outbox.flush(&st.shared.remote, &st.endpoints_group);
+                st.outbox
+                    .flush(&st.shared.remote, &st.endpoints_group, RegWire::Peer);
                 if !st.unresolved.is_empty() {
                     Self::retry_unresolved(st);
                 }
@@ -362,7 +364,8 @@ impl Actor for RegActor {
                 cells,
             )) => {
                 if scope == SCOPE && group == st.endpoints_group {
-                    st.outbox.flush(&st.shared.remote, &st.endpoints_group);
+                    st.outbox
+                        .flush(&st.shared.remote, &st.endpoints_group, RegWire::Peer);
                     // A replica appeared on another node: send it this node's full state.
                     for c in cells.iter().filter(|c| !c.get_id().is_local()) {
                         let ep: ActorRef<RegWire> = ActorRef::from(c.clone());

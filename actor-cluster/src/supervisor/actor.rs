@@ -86,7 +86,7 @@ pub(crate) struct DState {
     /// Until when this node's children may act (published after every input).
     pub(crate) fence: super::LeaseFence,
     /// Messages for peers whose supervisor endpoint is not bound yet.
-    pub(crate) outbox: Outbox<DsupWire>,
+    pub(crate) outbox: Outbox<SupPeerMsg>,
 }
 
 impl RegistryView for Registry {
@@ -134,7 +134,7 @@ impl DsupActor {
                 }
                 SupEffect::Send(node, m) => {
                     let remote = st.registry.remote();
-                    st.outbox.send(remote, &st.group, &node, DsupWire::Peer(m));
+                    st.outbox.send(remote, &st.group, &node, m, DsupWire::Peer);
                 }
                 SupEffect::Start { id, spec } => {
                     let outcome = self.start(myself, st, &id, spec).await;
@@ -451,7 +451,8 @@ impl Actor for DsupActor {
             }
             DsupMsg::Summary(peer, theirs) => st.core.on_table_summary(now, &peer, theirs),
             DsupMsg::Tick => {
-                st.outbox.flush(st.registry.remote(), &st.group);
+                st.outbox
+                    .flush(st.registry.remote(), &st.group, DsupWire::Peer);
                 let effects = st.core.tick(now, &st.registry);
                 let table = st.core.table();
                 let sup = st.group.clone();
@@ -493,7 +494,8 @@ impl Actor for DsupActor {
                 group,
                 _,
             )) if scope == SCOPE && group == st.group => {
-                st.outbox.flush(st.registry.remote(), &st.group);
+                st.outbox
+                    .flush(st.registry.remote(), &st.group, DsupWire::Peer);
             }
             _ => {}
         }
