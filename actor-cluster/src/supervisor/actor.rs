@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use actor_cluster_proto::supervisor::{
     ChildStatus, PutOutcome, RegistryView, Row, StartOutcome, SupEffect, SupEvent, SupPeerMsg,
-    SupRefusal, SupervisorCore, TICK_INTERVAL,
+    SupervisorCore, TICK_INTERVAL,
 };
 use actor_cluster_proto::Now;
 use actor_core::supervisor::core::ExitReason;
@@ -105,17 +105,6 @@ fn now() -> Now {
     Now {
         mono: Instant::now(),
         wall_ns: crate::registry::wall_ns(),
-    }
-}
-
-pub(crate) fn refusal(r: SupRefusal) -> DistSupervisorError {
-    match r {
-        SupRefusal::NoEligibleNode(k) => DistSupervisorError::NoEligibleNode(k),
-        SupRefusal::QuorumNotMet => DistSupervisorError::QuorumNotMet,
-        SupRefusal::NotFound(id) => DistSupervisorError::NotFound(id),
-        SupRefusal::TooFewMembers { have, need } => {
-            DistSupervisorError::TooFewMembers { have, need }
-        }
     }
 }
 
@@ -356,7 +345,7 @@ impl Actor for DsupActor {
                     return Ok(());
                 }
                 Err(r) => {
-                    let _ = reply.send(Err(refusal(r)));
+                    let _ = reply.send(Err(r.into()));
                     return Ok(());
                 }
             },
@@ -367,7 +356,7 @@ impl Actor for DsupActor {
                         let _ = reply.send(Ok(outcome));
                     }
                     Err(r) => {
-                        let _ = reply.send(Err(refusal(r)));
+                        let _ = reply.send(Err(r.into()));
                     }
                 }
                 return Ok(());
@@ -379,7 +368,7 @@ impl Actor for DsupActor {
                     return Ok(());
                 }
                 Err(r) => {
-                    let _ = reply.send(Err(refusal(r)));
+                    let _ = reply.send(Err(r.into()));
                     return Ok(());
                 }
             },

@@ -78,3 +78,16 @@ pub enum DistSupervisorError {
         reason: String,
     },
 }
+
+impl From<actor_cluster_proto::supervisor::SupRefusal> for DistSupervisorError {
+    /// The core's refusal of a request, as the supervisor's error.
+    fn from(r: actor_cluster_proto::supervisor::SupRefusal) -> Self {
+        use actor_cluster_proto::supervisor::SupRefusal;
+        match r {
+            SupRefusal::NoEligibleNode(k) => Self::NoEligibleNode(k),
+            SupRefusal::QuorumNotMet => Self::QuorumNotMet,
+            SupRefusal::NotFound(id) => Self::NotFound(id),
+            SupRefusal::TooFewMembers { have, need } => Self::TooFewMembers { have, need },
+        }
+    }
+}
